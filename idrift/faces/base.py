@@ -1,0 +1,44 @@
+"""The face-backend interface shared by the ArcFace (antelopev2) and dlib backends.
+
+A backend finds faces in an RGB uint8 image and embeds each one. Keypoints are always the five points
+insightface uses (left eye, right eye, nose tip, left mouth corner, right mouth corner, in image
+pixels), so alignment (`norm_crop`) and the InfuseNet control image are backend independent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    bbox: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
+    score: float  # detector confidence
+    kps: np.ndarray  # (5, 2) float32, insightface order
+    embedding: np.ndarray  # (D,) float32, L2-normalised
+    age: float | None = None  # estimated age where the backend has an age model
+
+    @property
+    def width(self) -> float:
+        return self.bbox[2] - self.bbox[0]
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.bbox[2] - self.bbox[0]) * max(0.0, self.bbox[3] - self.bbox[1])
+
+
+class FaceBackend(Protocol):
+    name: str  # "arcface" or "dlib"
+    version: str  # bumps when the backend's numbers can change; stored with every measurement
+    det_threshold: float
+
+    def detect(self, image: np.ndarray) -> list[DetectedFace]:
+        """All faces above `det_threshold` in an RGB uint8 (H, W, 3) image, with embeddings."""
+        ...
+
+    def provenance(self) -> dict:
+        """Model files, their fingerprints, the onnxruntime provider used, package versions."""
+        ...
