@@ -66,6 +66,7 @@ class RunSpec:
     weights: str = ""  # fingerprint of the model bundle (see idrift.models.fingerprint)
     infuse_start: float = 0.0
     infuse_end: float = 1.0
+    control: str = "black"  # InfuseNet control image: "black" (InfiniteYou's default) or "keypoints"
     mode: str = "budget"
     trajectory_of: int = 0  # total steps of the trajectory when mode == "trajectory"
 
@@ -76,6 +77,8 @@ class RunSpec:
             raise ValueError(f"RunSpec.profile must be one of {PROFILES}, got {self.profile!r}")
         if self.steps < 1:
             raise ValueError(f"RunSpec.steps must be >= 1, got {self.steps}")
+        if self.control not in ("black", "keypoints"):
+            raise ValueError(f"RunSpec.control must be 'black' or 'keypoints', got {self.control!r}")
         if self.mode not in ("budget", "trajectory"):
             raise ValueError(f"RunSpec.mode must be 'budget' or 'trajectory', got {self.mode!r}")
         if self.mode == "trajectory" and not (1 <= self.steps <= self.trajectory_of):

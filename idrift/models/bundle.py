@@ -27,7 +27,9 @@ class ModelBundle:
     tokenizer: object
     text_encoder_2: torch.nn.Module  # T5 encoder
     tokenizer_2: object
-    scheduler_config: dict  # FlowMatchEulerDiscreteScheduler config (a fresh scheduler per run)
+    # FlowMatchEulerDiscreteScheduler config per backbone (dev shifts its schedule by resolution, schnell
+    # does not): part of what "the backbone path" selects. A fresh scheduler is made per run.
+    scheduler_configs: dict[str, dict]
     fingerprints: dict[str, str] = field(default_factory=dict)  # component -> fingerprint
     max_sequence_length: int = 512
     _backbones: dict[str, torch.nn.Module] = field(default_factory=dict, repr=False)

@@ -1,0 +1,256 @@
+"""InfiniteYou (FLUX + InfuseNet) on current diffusers, written against diffusers 0.42.
+
+Per denoising step, InfuseNet (a FluxControlNetModel) reads the current latents, the control-image
+latents, the timestep, guidance 1.0, the pooled CLIP text embedding and, as its
+`encoder_hidden_states`, the identity tokens: a Resampler over the 512-d ArcFace (IR-SE50) embedding
+of the reference face, with `txt_ids` zeros(8, 3). Its residual lists, scaled by alpha times keep[i]
+for the [start, end] window, go to the backbone's `controlnet_block_samples` and
+`controlnet_single_block_samples`. The backbone is FLUX.1-dev (guidance 3.5) or FLUX.1-schnell (no
+guidance embedding, guidance_scale 0): the paper's swap changes only the backbone and the guidance.
+
+idrift drives the loop itself instead of subclassing FluxControlNetPipeline, so that it can time
+InfuseNet and the backbone separately, skip InfuseNet when its scale is 0, reuse text and identity
+encodings across runs, and read the x0 prediction off the trajectory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+from PIL import Image
+
+from idrift.config import GenerationResult, RunSpec
+from idrift.errors import NonFiniteError
+from idrift.models.bundle import ModelBundle
+from idrift.models.ir_se50 import face_crop_to_tensor
+from idrift.pipeline.control import black_canvas, draw_keypoints, fit_keypoints
+
+INFUSENET_GUIDANCE = 1.0  # InfiniteYou feeds InfuseNet guidance 1.0 whatever the backbone's guidance
+
+
+@dataclass(frozen=True)
+class IdentityReference:
+    """A reference photo and the face chosen in it (keypoints in insightface's 5-point order)."""
+
+    key: str  # identity id; caches its embedding
+    image: np.ndarray  # RGB uint8 (H, W, 3)
+    kps: np.ndarray  # (5, 2) float pixels
+
+
+@dataclass
+class _PromptEncoding:
+    prompt_embeds: torch.Tensor
+    pooled: torch.Tensor
+    text_ids: torch.Tensor
+
+
+@dataclass
+class _NullTimer:
+    seconds: dict = field(default_factory=dict)
+
+    def stage(self, name: str):
+        return contextlib.nullcontext()
+
+
+def flux_shift(image_seq_len: int, config: dict) -> float:
+    """FLUX.1-dev's resolution-dependent schedule shift (mu), linear in the number of image tokens."""
+    slope = (config["max_shift"] - config["base_shift"]) / (config["max_image_seq_len"] - config["base_image_seq_len"])
+    return image_seq_len * slope + config["base_shift"] - slope * config["base_image_seq_len"]
+
+
+def pack_latents(latents: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H/2 * W/2, C * 4): FLUX's 2x2 patch tokens."""
+    b, c, h, w = latents.shape
+    latents = latents.view(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5)
+    return latents.reshape(b, (h // 2) * (w // 2), c * 4)
+
+
+def unpack_latents(latents: torch.Tensor, latent_h: int, latent_w: int) -> torch.Tensor:
+    b, _, d = latents.shape
+    latents = latents.view(b, latent_h // 2, latent_w // 2, d // 4, 2, 2).permute(0, 3, 1, 4, 2, 5)
+    return latents.reshape(b, d // 4, latent_h, latent_w)
+
+
+def latent_image_ids(latent_h: int, latent_w: int, device, dtype) -> torch.Tensor:
+    ids = torch.zeros(latent_h // 2, latent_w // 2, 3)
+    ids[..., 1] += torch.arange(latent_h // 2)[:, None]
+    ids[..., 2] += torch.arange(latent_w // 2)[None, :]
+    return ids.reshape(-1, 3).to(device=device, dtype=dtype)
+
+
+def infusenet_keep(step: int, total: int, start: float, end: float) -> float:
+    """1 where InfuseNet is active at step `step` of `total` for the [start, end] window, else 0."""
+    return 1.0 - float(step / total < start or (step + 1) / total > end)
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    """(1, 3, H, W) in [-1, 1] -> PIL RGB."""
+    array = ((image[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array)
+
+
+class InfiniteYouPipeline:
+    def __init__(self, bundle: ModelBundle):
+        self.bundle = bundle
+        self.device = bundle.device
+        self.dtype = bundle.dtype
+        self.vae_scale = 2 ** (len(bundle.vae.config.block_out_channels) - 1)
+        self._prompt_cache: dict[str, _PromptEncoding] = {}
+        self._identity_cache: dict[str, torch.Tensor] = {}
+
+    # ---- conditioning, each cached across runs -------------------------------------------------
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str) -> _PromptEncoding:
+        if prompt not in self._prompt_cache:
+            b = self.bundle
+            clip_ids = b.tokenizer(prompt, padding="max_length", max_length=b.tokenizer.model_max_length,
+                                   truncation=True, return_tensors="pt").input_ids.to(self.device)
+            pooled = b.text_encoder(clip_ids, output_hidden_states=False).pooler_output.to(self.dtype)
+            t5_ids = b.tokenizer_2(prompt, padding="max_length", max_length=b.max_sequence_length,
+                                   truncation=True, return_tensors="pt").input_ids.to(self.device)
+            prompt_embeds = b.text_encoder_2(t5_ids, output_hidden_states=False)[0].to(self.dtype)
+            text_ids = torch.zeros(prompt_embeds.shape[1], 3, device=self.device, dtype=self.dtype)
+            self._prompt_cache[prompt] = _PromptEncoding(prompt_embeds, pooled, text_ids)
+        return self._prompt_cache[prompt]
+
+    @torch.no_grad()
+    def identity_embedding(self, reference: IdentityReference) -> torch.Tensor:
+        """512-d IR-SE50 embedding of the reference face's 112x112 norm_crop."""
+        from insightface.utils.face_align import norm_crop  # heavy import, needed only here
+
+        crop = norm_crop(reference.image, landmark=np.asarray(reference.kps, dtype=np.float32), image_size=112)
+        encoder = self.bundle.id_encoder
+        x = face_crop_to_tensor(crop, self.device, next(encoder.parameters()).dtype)
+        return encoder(x).float()
+
+    @torch.no_grad()
+    def identity_tokens(self, reference: IdentityReference) -> torch.Tensor:
+        if reference.key not in self._identity_cache:
+            embedding = self.identity_embedding(reference)
+            proj = self.bundle.image_proj
+            tokens = proj(embedding[:, None].to(next(proj.parameters()).dtype))
+            self._identity_cache[reference.key] = tokens.to(self.dtype)
+        return self._identity_cache[reference.key]
+
+    @torch.no_grad()
+    def control_latents(self, reference: IdentityReference, spec: RunSpec) -> torch.Tensor:
+        size = (spec.width, spec.height)
+        if spec.control == "keypoints":
+            h, w = reference.image.shape[:2]
+            canvas = draw_keypoints(fit_keypoints(reference.kps, (w, h), size), size)
+        else:
+            canvas = black_canvas(size)
+        pixels = torch.from_numpy(np.array(canvas)).permute(2, 0, 1)[None].float() / 127.5 - 1
+        vae = self.bundle.vae
+        # Sample the VAE posterior with the run's own generator (not the global RNG): reproducible.
+        generator = torch.Generator(device="cpu").manual_seed(spec.seed)
+        dist = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist
+        noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean.device, dist.mean.dtype)
+        latents = dist.mean + dist.std * noise
+        latents = (latents - vae.config.shift_factor) * vae.config.scaling_factor
+        return pack_latents(latents).to(self.dtype)
+
+    # ---- generation --------------------------------------------------------------------------
+    def scheduler_for(self, spec: RunSpec, image_seq_len: int, total_steps: int) -> FlowMatchEulerDiscreteScheduler:
+        config = self.bundle.scheduler_configs[spec.backbone]
+        scheduler = FlowMatchEulerDiscreteScheduler.from_config(config)
+        sigmas = np.linspace(1.0, 1 / total_steps, total_steps)
+        mu = flux_shift(image_seq_len, config) if config.get("use_dynamic_shifting") else None
+        scheduler.set_timesteps(sigmas=sigmas, mu=mu, device=self.device)
+        return scheduler
+
+    def initial_latents(self, spec: RunSpec) -> tuple[torch.Tensor, int, int]:
+        channels = self.bundle.vae.config.latent_channels
+        latent_h = 2 * (spec.height // (self.vae_scale * 2))
+        latent_w = 2 * (spec.width // (self.vae_scale * 2))
+        # Noise drawn on the CPU from the spec's seed: the same starting point on every device.
+        generator = torch.Generator(device="cpu").manual_seed(spec.seed)
+        noise = torch.randn((1, channels, latent_h, latent_w), generator=generator)
+        return pack_latents(noise).to(self.device, self.dtype), latent_h, latent_w
+
+    @torch.no_grad()
+    def infusenet_residuals(self, latents, t, control, id_tokens, pooled, img_ids, scale: float):
+        """InfuseNet's residual lists for one step, already multiplied by `scale` (alpha * keep)."""
+        infusenet = self.bundle.infusenet
+        guidance = None
+        if infusenet.config.guidance_embeds:
+            guidance = torch.full((latents.shape[0],), INFUSENET_GUIDANCE, device=self.device, dtype=torch.float32)
+        txt_ids = torch.zeros(id_tokens.shape[1], 3, device=self.device, dtype=self.dtype)
+        return infusenet(
+            hidden_states=latents, controlnet_cond=control, conditioning_scale=scale,
+            timestep=t.expand(latents.shape[0]).to(latents.dtype) / 1000, guidance=guidance,
+            pooled_projections=pooled, encoder_hidden_states=id_tokens, txt_ids=txt_ids, img_ids=img_ids,
+            return_dict=False,
+        )
+
+    @torch.no_grad()
+    def decode(self, packed: torch.Tensor, latent_h: int, latent_w: int, spec: RunSpec) -> Image.Image:
+        vae = self.bundle.vae
+        latents = unpack_latents(packed, latent_h, latent_w)
+        latents = latents / vae.config.scaling_factor + vae.config.shift_factor
+        pixels = vae.decode(latents.to(vae.dtype), return_dict=False)[0]
+        if not torch.isfinite(pixels).all():
+            raise NonFiniteError(f"VAE decode produced NaN/inf pixels for sample {spec.key}")
+        return tensor_to_pil(pixels)
+
+    @torch.no_grad()
+    def __call__(self, spec: RunSpec, reference: IdentityReference, *, timer=None,
+                 trajectory_steps: tuple[int, ...] = ()) -> GenerationResult:
+        """Generate one image for `spec`. `trajectory_steps` also decodes the x0 prediction
+        (x0 = x_t - sigma_t * v) after each listed step; the last step's x0 is the final image."""
+        timer = timer or _NullTimer()
+        total = spec.trajectory_of if spec.mode == "trajectory" else spec.steps
+        bad = [k for k in trajectory_steps if not 1 <= k <= total]
+        if bad:
+            raise ValueError(f"trajectory steps {bad} are outside 1..{total}")
+        backbone = self.bundle.backbone(spec.backbone)
+
+        with timer.stage("text_encoding"):
+            text = self.encode_prompt(spec.prompt)
+        with timer.stage("id_embedding"):
+            id_tokens = self.identity_tokens(reference)
+        with timer.stage("control_image"):
+            control = self.control_latents(reference, spec)
+
+        latents, latent_h, latent_w = self.initial_latents(spec)
+        img_ids = latent_image_ids(latent_h, latent_w, self.device, self.dtype)
+        scheduler = self.scheduler_for(spec, latents.shape[1], total)
+        guidance = None
+        if backbone.config.guidance_embeds:
+            guidance = torch.full((1,), spec.guidance, device=self.device, dtype=torch.float32)
+
+        # A trajectory sample at step k is the x0 prediction of the k-th model call of a
+        # `trajectory_of`-step schedule; nothing after step k affects it, so the loop stops there.
+        capture = set(trajectory_steps) | ({spec.steps} if spec.mode == "trajectory" else set())
+        last_step = spec.steps if spec.mode == "trajectory" else total
+        x0_predictions: dict[int, torch.Tensor] = {}
+        for i, t in enumerate(scheduler.timesteps[:last_step]):
+            scale = spec.alpha * infusenet_keep(i, total, spec.infuse_start, spec.infuse_end)
+            block_samples = single_samples = None
+            if scale != 0.0:  # an inactive InfuseNet adds nothing: skip its cost
+                with timer.stage("infusenet"):
+                    block_samples, single_samples = self.infusenet_residuals(
+                        latents, t, control, id_tokens, text.pooled, img_ids, scale)
+            with timer.stage("backbone"):
+                velocity = backbone(
+                    hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000, guidance=guidance,
+                    pooled_projections=text.pooled, encoder_hidden_states=text.prompt_embeds,
+                    controlnet_block_samples=block_samples, controlnet_single_block_samples=single_samples,
+                    txt_ids=text.text_ids, img_ids=img_ids, return_dict=False,
+                )[0]
+            if not torch.isfinite(velocity).all():
+                raise NonFiniteError(f"{spec.backbone} produced NaN/inf at step {i + 1}/{total} for sample {spec.key}")
+            if i + 1 in capture:
+                x0_predictions[i + 1] = latents - scheduler.sigmas[i] * velocity
+            latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
+
+        with timer.stage("vae_decode"):
+            final = x0_predictions[spec.steps] if spec.mode == "trajectory" else latents
+            image = self.decode(final, latent_h, latent_w, spec)
+            trajectory = {k: self.decode(x0, latent_h, latent_w, spec) for k, x0 in sorted(x0_predictions.items())
+                          if k in trajectory_steps}
+        return GenerationResult(image=image, stage_seconds=dict(timer.seconds), trajectory=trajectory)
