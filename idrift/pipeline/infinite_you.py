@@ -101,6 +101,13 @@ class InfiniteYouPipeline:
         self.vae_scale = 2 ** (len(bundle.vae.config.block_out_channels) - 1)
         self._prompt_cache: dict[str, _PromptEncoding] = {}
         self._identity_cache: dict[str, torch.Tensor] = {}
+        self._control_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def clear_caches(self) -> None:
+        """Forget cached text, identity and control encodings (end-to-end latency includes them)."""
+        self._prompt_cache.clear()
+        self._identity_cache.clear()
+        self._control_cache.clear()
 
     # ---- conditioning, each cached across runs -------------------------------------------------
     @torch.no_grad()
@@ -144,13 +151,16 @@ class InfiniteYouPipeline:
             canvas = draw_keypoints(fit_keypoints(reference.kps, (w, h), size), size)
         else:
             canvas = black_canvas(size)
-        pixels = torch.from_numpy(np.array(canvas)).permute(2, 0, 1)[None].float() / 127.5 - 1
         vae = self.bundle.vae
+        cache_key = (reference.key, spec.control, size)
+        if cache_key not in self._control_cache:  # the posterior depends on the canvas only
+            pixels = torch.from_numpy(np.array(canvas)).permute(2, 0, 1)[None].float() / 127.5 - 1
+            dist = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist
+            self._control_cache[cache_key] = (dist.mean, dist.std)
+        mean, std = self._control_cache[cache_key]
         # Sample the VAE posterior with the run's own generator (not the global RNG): reproducible.
         generator = torch.Generator(device="cpu").manual_seed(spec.seed)
-        dist = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist
-        noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean.device, dist.mean.dtype)
-        latents = dist.mean + dist.std * noise
+        latents = mean + std * torch.randn(mean.shape, generator=generator).to(mean.device, mean.dtype)
         latents = (latents - vae.config.shift_factor) * vae.config.scaling_factor
         return pack_latents(latents).to(self.dtype)
 

@@ -1,0 +1,95 @@
+"""Write a measured baseline from a run (`--idrift-update-baselines`, `idrift bless`), never silently:
+the caller prints the diff against the file it replaces.
+
+Tolerances of measured baselines follow one table (`RULES`), keyed by metric-id prefix, so a blessed
+file is reproducible and every number carries the rule that set it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from idrift.baselines.io import Baseline, ClaimBaseline, MetricBaseline, diff_baselines, load_baseline, write_baseline
+
+
+@dataclass(frozen=True)
+class Rule:
+    direction: str
+    tolerance: float
+    kind: str = "absolute"
+    unit: str = ""
+    hardware_bound: bool = False
+    note: str = ""
+
+
+GOLDEN = "golden value of random weights: any change means the pipeline's numbers changed"
+# (metric prefix, profiles it applies to or None for all, rule). First match wins.
+RULES: tuple[tuple[str, tuple[str, ...] | None, Rule], ...] = (
+    ("latency_s", None, Rule("lower_is_better", 0.10, "relative", "s", True, "seconds per image; same GPU model only")),
+    ("speedup", None, Rule("higher_is_better", 0.15, "relative", "x", False, "ratio measured in one run: portable")),
+    ("samples_varying_with_guidance", None, Rule("equal", 0.0, unit="samples", note="structural: exact")),
+    ("trajectory_final_mismatches", None, Rule("equal", 0.0, unit="samples", note="structural: exact")),
+    ("pixel_mean", None, Rule("equal", 0.5, unit="8-bit level", note=GOLDEN + " (0.5 absorbs CPU float reassociation)")),
+    ("id_sim", ("real",), Rule("higher_is_better", 0.005, unit="cosine",
+                               note="paired per sample; 0.005 with 4 seeds per pair gives >=90% power for a 0.02 drop")),
+    ("lpips", ("real",), Rule("lower_is_better", 0.005, unit="LPIPS")),
+    ("detection_rate", ("real",), Rule("higher_is_better", 0.05, unit="fraction")),
+    ("peak_step", ("real",), Rule("lower_is_better", 4.0, unit="steps")),
+    ("", ("real",), Rule("equal", 0.02, note="measured level, two-sided")),
+    ("", None, Rule("equal", 1e-3, note=GOLDEN)),
+)
+
+
+def rule_for(metric: str, profile: str) -> Rule:
+    for prefix, profiles, rule in RULES:
+        if metric.startswith(prefix) and (profiles is None or profile in profiles):
+            return rule
+    raise AssertionError("RULES ends with a catch-all")
+
+
+def baseline_from_session(session, name: str, description: str = "") -> Baseline:
+    from idrift.session import gate_samples
+
+    claims = {}
+    for claim_id, result in session.results.items():
+        metrics = {}
+        for metric, value in sorted(result.figures.items()):
+            rule = rule_for(metric, session.profile)
+            samples = gate_samples(result, metric)
+            metrics[metric] = MetricBaseline(
+                aggregate=value, n=len(samples) if samples else None, tolerance=rule.tolerance,
+                tolerance_kind=rule.kind, direction=rule.direction, unit=rule.unit,
+                hardware_bound=rule.hardware_bound, note=rule.note, samples=samples,
+            )
+        claims[claim_id] = ClaimBaseline(protocol=f"{result.claim.protocol}; idrift {session.options.tier} tier", metrics=metrics)
+    provenance = dict(session.provenance, profile=session.profile, seeds=sorted(
+        {seed for claim in (r.claim for r in session.results.values()) for seed in claim.samples.seeds[session.options.tier]}),
+        command="pytest benchmarks --idrift-profile {} --idrift-tier {} --idrift-update-baselines".format(
+            session.profile, session.options.tier))
+    return Baseline(name=name, description=description or f"measured on the {session.profile} profile",
+                    created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    provenance=provenance, claims=claims)
+
+
+def update_baseline(session) -> list[str]:
+    """Rewrite the session's baseline file from its results; return the lines to print."""
+    from idrift.baselines.io import resolve_baseline
+    from idrift.session import DEFAULT_BASELINE, REPO_BASELINES
+
+    name = session.options.baseline or DEFAULT_BASELINE[session.profile]
+    if name == "paper":
+        return ["not rewriting baselines/paper.json: it holds the paper's numbers; name another with --idrift-baseline"]
+    try:
+        path = resolve_baseline(name, REPO_BASELINES)
+        old = load_baseline(path)
+    except Exception:  # a new baseline (or an unreadable one, replaced wholesale)
+        path, old = (Path(name) if name.endswith(".json") else REPO_BASELINES / f"{name}.json"), None
+    new = baseline_from_session(session, name=path.stem)
+    if old is not None:  # claims this run did not measure keep their old entries
+        for claim_id, claim in old.claims.items():
+            new.claims.setdefault(claim_id, claim)
+    changes = diff_baselines(old, new) if old is not None else [f"+ new baseline with {len(new.claims)} claims"]
+    write_baseline(new, path)
+    return [f"baseline {path} rewritten; {len(changes)} change(s):"] + [f"  {line}" for line in changes[:200]]

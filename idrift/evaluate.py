@@ -1,0 +1,298 @@
+"""From per-sample records to a claim's figures, and the check of its expectations.
+
+A record is `{"spec": RunSpec dict, "metrics": {"id_sim": {...}, "lpips": {...}, "pixels": {...}}}`.
+Each summary returns `figures` (metric id -> number: what the baseline stores and the gate compares)
+and `samples` (metric id -> {paired sample key -> number}: what the paired gate resamples).
+
+Aggregation of ID_sim: a generated image with no detected face counts as 0 ("zero", the default and
+the conservative choice: losing the face is losing the identity) or is left out ("detected"). The
+detection rate is reported beside every mean either way.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from idrift.claims import Arm, Claim, Expect
+
+AGGREGATIONS = ("zero", "detected")
+
+
+@dataclass
+class ClaimResult:
+    claim: Claim
+    figures: dict[str, float] = field(default_factory=dict)
+    samples: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    n_records: int = 0
+    n_failed: int = 0
+
+
+def arm_of(spec: dict, arms: tuple[Arm, ...]) -> Arm | None:
+    for arm in arms:
+        if (spec["backbone"], spec["steps"], spec["alpha"], spec["mode"]) == (arm.backbone, arm.steps, arm.alpha, arm.mode) \
+                and spec["guidance"] == arm.guidance_scale:
+            return arm
+    return None
+
+
+def sample_key(spec: dict) -> str:
+    return f"{spec['identity']}|{spec['prompt_id']}|{spec['seed']}"
+
+
+def id_sim_of(record: dict, aggregation: str) -> float | None:
+    """A record's ID_sim under the aggregation rule; None when it does not count."""
+    values = record.get("metrics", {}).get("id_sim")
+    if values is None:
+        return None
+    if values.get("id_sim") is None:  # no face found in the generated image
+        return 0.0 if aggregation == "zero" else None
+    return float(values["id_sim"])
+
+
+def metric_of(record: dict, metric: str, aggregation: str) -> float | None:
+    if metric == "id_sim":
+        return id_sim_of(record, aggregation)
+    group, _, name = {"lpips": ("lpips", "", "lpips"), "pixel_mean": ("pixels", "", "pixel_mean")}[metric]
+    values = record.get("metrics", {}).get(group)
+    return None if values is None or values.get(name) is None else float(values[name])
+
+
+class Table:
+    """Records indexed by arm name and paired sample key."""
+
+    def __init__(self, claim: Claim, records: list[dict], aggregation: str):
+        self.aggregation = aggregation
+        self.by_arm: dict[str, dict[str, dict]] = defaultdict(dict)
+        for record in records:
+            arm = arm_of(record["spec"], claim.arms)
+            if arm is not None and record.get("status", "ok") == "ok":
+                self.by_arm[arm.name][sample_key(record["spec"])] = record
+
+    def values(self, arm: str, metric: str) -> dict[str, float]:
+        out = {}
+        for key, record in self.by_arm.get(arm, {}).items():
+            value = metric_of(record, metric, self.aggregation)
+            if value is not None:
+                out[key] = value
+        return out
+
+    def detection_rate(self, arm: str) -> float | None:
+        records = [r for r in self.by_arm.get(arm, {}).values() if "id_sim" in r.get("metrics", {})]
+        if not records:
+            return None
+        return float(np.mean([r["metrics"]["id_sim"].get("id_sim") is not None for r in records]))
+
+
+def _mean(values: dict[str, float]) -> float | None:
+    return float(np.mean(list(values.values()))) if values else None
+
+
+def _paired_delta(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    """b - a over the sample keys both have."""
+    return {k: b[k] - a[k] for k in sorted(a.keys() & b.keys())}
+
+
+def _put(result: ClaimResult, metric: str, samples: dict[str, float] | None = None, value: float | None = None) -> None:
+    if samples:
+        result.samples[metric] = samples
+        value = _mean(samples)
+    if value is not None and np.isfinite(value):
+        result.figures[metric] = float(value)
+
+
+def _per_arm(result: ClaimResult, table: Table, metrics: tuple[str, ...]) -> None:
+    for arm in result.claim.arms:
+        for metric in metrics:
+            _put(result, f"{metric}[{arm.name}]", table.values(arm.name, metric))
+        rate = table.detection_rate(arm.name)
+        if rate is not None:
+            result.figures[f"detection_rate[{arm.name}]"] = rate
+
+
+def _curve(table: Table, arms: list[Arm], metric: str = "id_sim") -> dict[int, float]:
+    return {arm.steps: m for arm in arms if (m := _mean(table.values(arm.name, metric))) is not None}
+
+
+def _drift_figures(curve: dict[int, float]) -> dict[str, float]:
+    """Peak step, value at the peak and at the last step, and the drop between them."""
+    if not curve:
+        return {}
+    peak_step = max(curve, key=lambda s: (curve[s], -s))
+    last = max(curve)
+    return {"peak_step": float(peak_step), "id_sim_at_peak": curve[peak_step], f"id_sim_at_{last}": curve[last],
+            "drop": curve[peak_step] - curve[last]}
+
+
+# ---- summaries, one per claim shape ---------------------------------------------------------
+def summary_backbone_swap(result: ClaimResult, table: Table) -> None:
+    _per_arm(result, table, ("id_sim", "lpips", "pixel_mean"))
+    _put(result, "id_sim_delta", _paired_delta(table.values("dev-28", "id_sim"), table.values("schnell-4", "id_sim")))
+    _put(result, "lpips_delta", _paired_delta(table.values("dev-28", "lpips"), table.values("schnell-4", "lpips")))
+
+
+def summary_dev4_diagnostic(result: ClaimResult, table: Table) -> None:
+    _per_arm(result, table, ("id_sim", "pixel_mean"))
+    _put(result, "id_sim_delta", _paired_delta(table.values("dev-28", "id_sim"), table.values("dev-4", "id_sim")))
+
+
+def summary_by_prompt(result: ClaimResult, table: Table) -> None:
+    dev, schnell = table.values("dev-28", "id_sim"), table.values("schnell-4", "id_sim")
+    prompts = sorted({k.split("|")[1] for k in dev.keys() | schnell.keys()})
+    deltas = []
+    for prompt in prompts:
+        d = {k: v for k, v in dev.items() if k.split("|")[1] == prompt}
+        s = {k: v for k, v in schnell.items() if k.split("|")[1] == prompt}
+        _put(result, f"id_sim[dev-28|{prompt}]", d)
+        _put(result, f"id_sim[schnell-4|{prompt}]", s)
+        delta = _paired_delta(d, s)
+        _put(result, f"delta[{prompt}]", delta)
+        if delta:
+            deltas.append(_mean(delta))
+    if deltas:
+        result.figures["min_prompt_delta"] = float(min(deltas))
+
+
+def summary_per_identity(result: ClaimResult, table: Table) -> None:
+    dev, schnell = table.values("dev-28", "id_sim"), table.values("schnell-4", "id_sim")
+    by_identity: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for key in dev.keys() & schnell.keys():
+        by_identity[key.split("|")[0]].append((dev[key], schnell[key]))
+    if by_identity:
+        wins = {ident: float(np.mean([s for _, s in pairs]) >= np.mean([d for d, _ in pairs]))
+                for ident, pairs in by_identity.items()}
+        result.figures["fraction_schnell_ge_dev"] = float(np.mean(list(wins.values())))
+        result.figures["n_identities"] = float(len(wins))
+
+
+def summary_drift(result: ClaimResult, table: Table) -> None:
+    budget = [a for a in result.claim.arms if a.mode == "budget"]
+    trajectory = [a for a in result.claim.arms if a.mode == "trajectory"]
+    _per_arm(result, table, ("id_sim", "pixel_mean"))
+    result.figures.update(_drift_figures(_curve(table, budget)))
+    traj = _drift_figures(_curve(table, trajectory))
+    result.figures.update({f"trajectory_{k}": v for k, v in traj.items()})
+    # Agreement of the two modes, and the exact identity of their final images.
+    b_curve, t_curve = _curve(table, budget), _curve(table, trajectory)
+    common = sorted(b_curve.keys() & t_curve.keys())
+    if len(common) >= 3:
+        result.figures["mode_agreement_spearman"] = float(stats.spearmanr([b_curve[s] for s in common],
+                                                                          [t_curve[s] for s in common]).statistic)
+    last_b, last_t = table.by_arm.get(budget[-1].name, {}), table.by_arm.get(trajectory[-1].name, {})
+    pairs = [(last_b[k], last_t[k]) for k in last_b.keys() & last_t.keys()]
+    if pairs:
+        result.figures["trajectory_final_mismatches"] = float(sum(_digest(b) != _digest(t) for b, t in pairs))
+
+
+def _digest(record: dict) -> str | None:
+    return record.get("metrics", {}).get("pixels", {}).get("sha256")
+
+
+def summary_guidance(result: ClaimResult, table: Table) -> None:
+    _per_arm(result, table, ("id_sim", "pixel_mean"))
+    names = [arm.name for arm in result.claim.arms]
+    keys = set.intersection(*(set(table.by_arm.get(n, {})) for n in names)) if names else set()
+    varying, id_ranges = 0, []
+    for key in sorted(keys):
+        records = [table.by_arm[n][key] for n in names]
+        varying += len({_digest(r) for r in records}) > 1
+        sims = [id_sim_of(r, table.aggregation) for r in records]
+        if all(s is not None for s in sims):
+            id_ranges.append(max(sims) - min(sims))
+    if keys:
+        result.figures["samples_varying_with_guidance"] = float(varying)
+    if id_ranges:
+        result.figures["id_sim_range"] = float(max(id_ranges))
+
+
+def summary_alpha(result: ClaimResult, table: Table) -> None:
+    drifts = []
+    for alpha in sorted({a.alpha for a in result.claim.arms}):
+        figures = _drift_figures(_curve(table, [a for a in result.claim.arms if a.alpha == alpha]))
+        if figures:
+            result.figures[f"drift[a{alpha:g}]"] = figures["drop"]
+            result.figures[f"peak_step[a{alpha:g}]"] = figures["peak_step"]
+            drifts.append(figures["drop"])
+    if drifts:
+        result.figures["min_drift"], result.figures["max_drift"] = float(min(drifts)), float(max(drifts))
+
+
+def summary_prompt_complexity(result: ClaimResult, table: Table) -> None:
+    dev = [a for a in result.claim.arms if a.backbone == "dev"]
+    schnell = [a for a in result.claim.arms if a.backbone == "schnell"]
+    from idrift.data.prompts import load_prompt_set
+
+    measured = {r["spec"]["prompt_id"] for records in table.by_arm.values() for r in records.values()}
+    tiers = {p.id: p.tier for p in load_prompt_set(result.claim.samples.prompt_set).prompts if p.id in measured}
+    dev_drift, schnell_drift = {}, {}
+    for prompt in tiers:
+        def curve(arms):
+            return {a.steps: m for a in arms
+                    if (m := _mean({k: v for k, v in table.values(a.name, "id_sim").items() if k.split("|")[1] == prompt})) is not None}
+        if (d := _drift_figures(curve(dev))):
+            dev_drift[prompt] = d["drop"]
+            result.figures[f"drift[{prompt}]"] = d["drop"]
+        if (s := _drift_figures(curve(schnell))):
+            schnell_drift[prompt] = s["drop"]
+            result.figures[f"schnell_drift[{prompt}]"] = s["drop"]
+    if len(dev_drift) >= 3:
+        order = sorted(dev_drift, key=lambda p: tiers[p])
+        result.figures["tier_drift_spearman"] = float(stats.spearmanr([tiers[p] for p in order],
+                                                                      [dev_drift[p] for p in order]).statistic)
+    if schnell_drift:
+        result.figures["schnell_drift_max"] = float(max(schnell_drift.values()))
+
+
+def summary_latency(result: ClaimResult, table: Table) -> None:
+    """Latency is measured by the pytest-benchmark test, which fills `latency_s[...]` itself."""
+
+
+SUMMARIES = {name[len("summary_"):]: fn for name, fn in globals().items() if name.startswith("summary_")}
+
+
+def evaluate(claim: Claim, records: list[dict], aggregation: str = "zero") -> ClaimResult:
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    result = ClaimResult(claim=claim, n_records=len(records),
+                         n_failed=sum(r.get("status", "ok") != "ok" for r in records))
+    SUMMARIES[claim.summary](result, Table(claim, records, aggregation))
+    # An undefined figure (a rank correlation of constant values, say) is absent, not NaN.
+    undefined = sorted(k for k, v in result.figures.items() if not np.isfinite(v))
+    for key in undefined:
+        del result.figures[key]
+    if undefined:
+        result.notes.append(f"undefined on this run (constant or missing inputs): {', '.join(undefined)}")
+    if result.n_failed:
+        result.notes.append(f"{result.n_failed} of {len(records)} samples failed (recorded in the store)")
+    return result
+
+
+@dataclass
+class ExpectationOutcome:
+    expect: Expect
+    status: str  # "pass", "fail", "skip"
+    measured: float | None
+    reason: str = ""
+
+    def line(self, claim_id: str) -> str:
+        shown = "n/a" if self.measured is None else f"{self.measured:.4g}"
+        return f"{claim_id}: {self.expect} [{self.expect.why}] -> {self.status.upper()} (measured {shown}){' - ' + self.reason if self.reason else ''}"
+
+
+def check_expectations(result: ClaimResult, profile: str, skip_reasons: dict[str, str]) -> list[ExpectationOutcome]:
+    """Judge each expectation that this profile can judge; say why the others are skipped."""
+    outcomes = []
+    for expect in result.claim.expectations:
+        measured = result.figures.get(expect.metric)
+        if profile not in expect.profiles:
+            reason = skip_reasons.get(profile) or f"judged on {', '.join(expect.profiles)} only"
+            outcomes.append(ExpectationOutcome(expect, "skip", measured, reason))
+        elif measured is None:
+            outcomes.append(ExpectationOutcome(expect, "fail", None, "not measured: no samples produced this figure"))
+        else:
+            outcomes.append(ExpectationOutcome(expect, "pass" if expect.holds(measured) else "fail", measured))
+    return outcomes

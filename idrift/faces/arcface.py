@@ -1,0 +1,206 @@
+"""The paper's face backend: insightface antelopev2 (SCRFD detector, ArcFace glintr100, genderage).
+
+The models are loaded straight from their ONNX files with `insightface.model_zoo.get_model`; insightface's
+`FaceAnalysis` is never used, because with a missing or empty folder it tries to download antelopev2
+(impossible offline, leaving an empty `models/` behind) and then dies on a bare AssertionError. The
+folder is checked first instead, and every problem is a `ModelFolderError` that names the folder, the
+files expected, and how to point idrift at the right one.
+
+`model_root` may be either
+  - insightface's root, holding `models/antelopev2/` (e.g. `~/.insightface`), or
+  - the `antelopev2/` folder itself (the five .onnx files of antelopev2.zip);
+None reads the folder from the environment variable `IDRIFT_ANTELOPEV2`.
+
+insightface works on BGR images (OpenCV order): `detect` takes RGB like every idrift backend and
+flips the channels once; the models' own preprocessing (`blobFromImage(..., swapRB=True)`) turns them
+back to RGB for the networks.
+
+Example (needs the real antelopev2 files):
+    >>> backend = ArcFaceBackend("~/.insightface")  # doctest: +SKIP
+    >>> faces = backend.detect(rgb_image)            # doctest: +SKIP
+    >>> backend.provenance()["providers"]["recognition"]  # doctest: +SKIP
+    ['CUDAExecutionProvider', 'CPUExecutionProvider']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from idrift.errors import ModelFolderError, NonFiniteError
+from idrift.faces.base import DetectedFace
+from idrift.faces.image_io import as_rgb_uint8
+from idrift.faces.onnx_providers import provider_report, select_providers
+
+VERSION = "antelopev2-scrfd-glintr100/1"
+ENV_VAR = "IDRIFT_ANTELOPEV2"
+HOW_TO_SET = (
+    f"set it with --antelopev2 DIR (idrift command line), --idrift-antelopev2 DIR (pytest) or the environment "
+    f"variable {ENV_VAR}; DIR is the antelopev2 folder or an insightface root holding models/antelopev2"
+)
+# The files of antelopev2.zip that idrift uses, by role. (1k3d68.onnx and 2d106det.onnx, the landmark
+# models, are part of the package but not needed.)
+REQUIRED_FILES = {
+    "detection": "scrfd_10g_bnkps.onnx",
+    "recognition": "glintr100.onnx",
+    "genderage": "genderage.onnx",
+}
+
+
+def resolve_antelopev2(model_root: str | os.PathLike | None) -> Path:
+    """The antelopev2 folder for `model_root` (see the module docstring), checked for the required files."""
+    if model_root is None:
+        env = os.environ.get(ENV_VAR)
+        if not env:
+            raise ModelFolderError(f"no antelopev2 folder given (the ArcFace identity metric needs one); {HOW_TO_SET}")
+        model_root = env
+    root = Path(model_root).expanduser()
+    expected = ", ".join(REQUIRED_FILES.values())
+    if not root.exists():
+        raise ModelFolderError(f"antelopev2 folder {root} does not exist (expected the files {expected}); {HOW_TO_SET}")
+    if not root.is_dir():
+        raise ModelFolderError(
+            f"antelopev2 folder {root} is a file, not a folder (expected a folder holding {expected}); {HOW_TO_SET}"
+        )
+    nested = root / "models" / "antelopev2"
+    folder = nested if nested.is_dir() else root
+    onnx_files = sorted(p.name for p in folder.glob("*.onnx"))
+    if not onnx_files:
+        hint = ""
+        if (folder / "antelopev2").is_dir() and any((folder / "antelopev2").glob("*.onnx")):
+            hint = f" (they are in {folder / 'antelopev2'}: antelopev2.zip was unpacked one level too deep; point idrift there or move them up)"
+        what = "is empty" if not any(folder.iterdir()) else "holds no .onnx files"
+        raise ModelFolderError(
+            f"antelopev2 folder {folder} {what}{hint}; expected the files {expected} from antelopev2.zip "
+            f"(idrift never downloads them); {HOW_TO_SET}"
+        )
+    missing = [name for name in REQUIRED_FILES.values() if not (folder / name).is_file()]
+    if missing:
+        raise ModelFolderError(
+            f"antelopev2 folder {folder} lacks {', '.join(missing)} (found {', '.join(onnx_files)}; expected {expected}); "
+            f"copy the complete antelopev2 package there or {HOW_TO_SET}"
+        )
+    return folder
+
+
+def _sha256_short(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _dist_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+class ArcFaceBackend:
+    """`FaceBackend` on insightface antelopev2: SCRFD detection, `norm_crop` alignment to 112 px,
+    ArcFace (glintr100, 512-d, L2-normalised) embedding, genderage age estimate."""
+
+    name = "arcface"
+    version = VERSION
+    has_age = True
+
+    def __init__(
+        self,
+        model_root: str | os.PathLike | None,
+        det_threshold: float = 0.5,
+        det_size: tuple[int, int] = (640, 640),
+        providers: Sequence[str] | None = None,
+    ):
+        if len(det_size) != 2 or any(int(v) <= 0 or int(v) % 32 for v in det_size):
+            raise ValueError(f"det_size must be (width, height), positive multiples of 32, got {det_size!r}")
+        self.folder = resolve_antelopev2(model_root)
+        self.det_threshold = float(det_threshold)
+        self.det_size = (int(det_size[0]), int(det_size[1]))
+        self.providers_requested = list(providers) if providers is not None else select_providers()
+        self._models = {role: self._load(role, self.folder / filename) for role, filename in REQUIRED_FILES.items()}
+        self._detector = self._models["detection"]
+        self._recognizer = self._models["recognition"]
+        self._genderage = self._models["genderage"]
+        if not getattr(self._detector, "use_kps", False):
+            raise ModelFolderError(
+                f"{self.folder / REQUIRED_FILES['detection']} is a detector without keypoint outputs; "
+                "alignment needs the 5 keypoints of scrfd_10g_bnkps (the 'kps' variant)"
+            )
+        # ctx_id 0 keeps the requested providers (a negative ctx_id would force the CPU).
+        self._detector.prepare(0, input_size=self.det_size, det_thresh=self.det_threshold)
+        self._provenance: dict | None = None
+
+    def _load(self, role: str, path: Path):
+        from insightface.model_zoo import get_model
+
+        try:
+            model = get_model(str(path), providers=self.providers_requested)
+        except Exception as exc:  # onnxruntime and onnx raise many unrelated types for a bad file
+            raise ModelFolderError(
+                f"{path} cannot be loaded as an ONNX model ({type(exc).__name__}: {exc}); the file is corrupt or "
+                "not part of antelopev2; copy it again from antelopev2.zip"
+            ) from exc
+        task = getattr(model, "taskname", None)
+        if task != role:
+            raise ModelFolderError(
+                f"{path} should be the {role} model, but insightface recognises it as {task or 'no known model'} "
+                f"(from its input/output shapes); expected antelopev2's {REQUIRED_FILES[role]}"
+            )
+        return model
+
+    def detect(self, image: np.ndarray) -> list[DetectedFace]:
+        from insightface.app.common import Face
+        from insightface.utils.face_align import norm_crop
+
+        bgr = np.ascontiguousarray(as_rgb_uint8(image)[:, :, ::-1])
+        det, kpss = self._detector.detect(bgr, input_size=self.det_size, max_num=0, det_thresh=self.det_threshold)
+        faces = []
+        for row, kps in zip(det, kpss):
+            bbox = tuple(float(v) for v in row[:4])
+            kps = np.asarray(kps, dtype=np.float32)
+            aligned = norm_crop(bgr, landmark=kps, image_size=self._recognizer.input_size[0])
+            feat = np.asarray(self._recognizer.get_feat(aligned), dtype=np.float64).ravel()
+            norm = np.linalg.norm(feat)
+            if not np.isfinite(norm) or norm == 0:
+                raise NonFiniteError(
+                    f"{self.folder / REQUIRED_FILES['recognition']} returned an embedding with norm {norm} for the face "
+                    f"at {tuple(round(v) for v in bbox)}; the recognition model is broken"
+                )
+            _, age = self._genderage.get(bgr, Face(bbox=row[:4], kps=kps))
+            faces.append(
+                DetectedFace(
+                    bbox=bbox,
+                    score=float(row[4]),
+                    kps=kps,
+                    embedding=(feat / norm).astype(np.float32),
+                    age=float(age),
+                )
+            )
+        return faces
+
+    def session_providers(self) -> dict[str, list[str]]:
+        """The providers each onnxruntime session actually runs on (may differ from those requested)."""
+        return {role: list(model.session.get_providers()) for role, model in self._models.items()}
+
+    def provenance(self) -> dict:
+        if self._provenance is None:
+            self._provenance = {
+                "backend": self.name,
+                "version": self.version,
+                "folder": str(self.folder),
+                "det_threshold": self.det_threshold,
+                "det_size": list(self.det_size),
+                "models": {filename: _sha256_short(self.folder / filename) for filename in REQUIRED_FILES.values()},
+                "providers_requested": list(self.providers_requested),
+                "providers": self.session_providers(),
+                "onnxruntime": provider_report(),
+                "packages": {"insightface": _dist_version("insightface")},
+            }
+        return dict(self._provenance)

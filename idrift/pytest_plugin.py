@@ -1,0 +1,161 @@
+"""pytest options and fixtures for idrift's benchmarks (registered by the repository's conftest.py).
+
+    pytest benchmarks                                    # tiny profile, smoke tier, baselines/tiny-cpu.json
+    pytest benchmarks --idrift-profile real --idrift-tier full --idrift-require-real
+    pytest benchmarks --idrift-update-baselines          # rewrite the profile's baseline, printing the diff
+
+A benchmark module declares its claim family; `pytest_generate_tests` parametrizes `idrift_sample`
+over every grid point of that family's claims, and `idrift_claim` over the claims themselves. The
+sample tests generate and measure (so pytest-xdist can spread them); each claim test then
+evaluates, checks the paper's relation and gates against the baseline.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from idrift.claims import claims_in_family
+from idrift.config import PROFILES
+from idrift.errors import IdriftError
+from idrift.runner import _run_key
+
+_SESSION_KEY = pytest.StashKey["object"]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("idrift", "idrift benchmarks")
+    group.addoption("--idrift-profile", default=os.environ.get("IDRIFT_PROFILE", "tiny"), choices=PROFILES,
+                    help="tiny (random, CPU), synthetic (random, real size, GPU) or real (weights) [env IDRIFT_PROFILE]")
+    group.addoption("--idrift-baseline", default=os.environ.get("IDRIFT_BASELINE"),
+                    help="baseline name in baselines/ or a path (default: tiny-cpu / h100-synthetic / paper)")
+    group.addoption("--idrift-tier", default=os.environ.get("IDRIFT_TIER", "smoke"), choices=("smoke", "full"),
+                    help="smoke: a few identities x prompts; full: the paper's grids")
+    group.addoption("--idrift-update-baselines", action="store_true",
+                    help="rewrite the selected baseline from this run and print what changed")
+    group.addoption("--idrift-require-real", action="store_true",
+                    default=os.environ.get("IDRIFT_REQUIRE_REAL", "") not in ("", "0"),
+                    help="fail, instead of skip, claims this profile cannot judge [env IDRIFT_REQUIRE_REAL=1]")
+    group.addoption("--idrift-store", default=os.environ.get("IDRIFT_STORE"),
+                    help="results store folder (default .idrift/store-<profile>)")
+    group.addoption("--idrift-fresh", action="store_true", help="start from an empty results store")
+    group.addoption("--idrift-identities", default=os.environ.get("IDRIFT_IDENTITIES"),
+                    help="identity-set manifest (default: the built-in offline set)")
+    group.addoption("--idrift-aggregation", default="zero", choices=("zero", "detected"),
+                    help="ID_sim of a generated image with no face: counts as 0 (zero) or is left out (detected)")
+    group.addoption("--idrift-shard", default=os.environ.get("IDRIFT_SHARD"),
+                    help="i/n: run only shard i of n of every grid (CI matrix jobs); merge stores with `idrift merge`")
+    from idrift.models.paths import add_pytest_options
+
+    add_pytest_options(group)
+
+
+def _parse_shard(text: str | None):
+    if not text:
+        return None
+    from idrift.sharding import parse_shard
+
+    return parse_shard(text)
+
+
+def _session(config):
+    if _SESSION_KEY not in config.stash:
+        from idrift.models.paths import options_from_pytest
+        from idrift.session import BenchmarkSession, SessionOptions
+
+        options = SessionOptions(
+            profile=config.getoption("--idrift-profile"), tier=config.getoption("--idrift-tier"),
+            baseline=config.getoption("--idrift-baseline"), store=config.getoption("--idrift-store"),
+            fresh=config.getoption("--idrift-fresh"), require_real=config.getoption("--idrift-require-real"),
+            update_baselines=config.getoption("--idrift-update-baselines"),
+            identities=config.getoption("--idrift-identities"), aggregation=config.getoption("--idrift-aggregation"),
+            shard=_parse_shard(config.getoption("--idrift-shard")), weights=options_from_pytest(config),
+        )
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        if worker and options.fresh:
+            options.fresh = False  # only the controller may wipe the store (pytest_configure below)
+        config.stash[_SESSION_KEY] = BenchmarkSession(options)
+    return config.stash[_SESSION_KEY]
+
+
+def pytest_configure(config):
+    if config.getoption("--idrift-fresh", default=False) and not os.environ.get("PYTEST_XDIST_WORKER"):
+        _session(config).store  # wipes and recreates once, before any worker starts
+
+
+def pytest_generate_tests(metafunc):
+    family = getattr(metafunc.module, "CLAIM_FAMILY", None)
+    if family is None:
+        return
+    claims = claims_in_family(family)
+    if "idrift_claim" in metafunc.fixturenames:
+        metafunc.parametrize("idrift_claim", claims, ids=[c.id for c in claims])
+    if "idrift_sample" in metafunc.fixturenames:
+        # Grid points, not RunSpecs: collection must not build models. xdist_group keeps the samples
+        # that one trajectory run serves on one worker (`--dist loadgroup`).
+        session = _session(metafunc.config)
+        points, seen = [], {}
+        for claim in claims:
+            try:
+                specs = session.specs(claim)
+            except IdriftError as exc:
+                raise pytest.UsageError(str(exc)) from exc
+            for spec in specs:  # the same sample may serve several claims: measure what each needs
+                seen.setdefault(spec.key, (spec, set()))[1].update(claim.metrics)
+        for spec, metrics in seen.values():
+            group = _run_key(spec) if spec.mode == "trajectory" else spec.backbone
+            points.append(pytest.param((spec, tuple(sorted(metrics))), marks=pytest.mark.xdist_group(group),
+                                       id=f"{spec.config_label}|{spec.sample_label}"))
+        metafunc.parametrize("idrift_sample", points)
+
+
+@pytest.fixture(scope="session")
+def idrift_session(request):
+    return _session(request.config)
+
+
+def run_sample(session, sample) -> None:
+    """Generate and measure one grid point (reused from the store when already done)."""
+    spec, metrics = sample
+    [record] = session.runner.ensure([spec], metrics, progress=False)
+    if record["status"] != "ok":
+        pytest.fail(f"sample {spec.config_label} {spec.sample_label} failed: {record['error']}", pytrace=False)
+
+
+def check_claim(session, claim, request) -> None:
+    """Evaluate a claim, judge its expectations on this profile, gate it against the baseline."""
+    result = session.run_claim(claim)
+    outcomes = session.outcomes[claim.id]
+    failures = [o.line(claim.id) for o in outcomes if o.status == "fail"]
+    skips = [o for o in outcomes if o.status == "skip"]
+    verdicts = [] if session.options.update_baselines else session.gate(result)
+    failures += [v.message() for v in verdicts if v.failed]
+    notes = session.provenance_notes() if verdicts else []
+    request.node.user_properties.append(("idrift_figures", result.figures))
+    if failures:
+        pytest.fail("\n".join(failures + [f"provenance: {n}" for n in notes]), pytrace=False)
+    if skips and len(skips) == len(outcomes) or (skips and session.options.require_real):
+        reason = f"{claim.id}: {skips[0].reason}"
+        if session.options.require_real:
+            pytest.fail(f"--idrift-require-real: {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _SESSION_KEY not in config.stash:
+        return
+    session = config.stash[_SESSION_KEY]
+    if not session.results:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("idrift claims")
+    write(f"profile {session.profile}, tier {session.options.tier}, store {session.store.path}")
+    for claim_id, outcomes in session.outcomes.items():
+        for outcome in outcomes:
+            write(outcome.line(claim_id))
+    if session.options.update_baselines:
+        from idrift.baselines.update import update_baseline
+
+        for line in update_baseline(session):
+            write(line)

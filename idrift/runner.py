@@ -1,0 +1,197 @@
+"""The generic engine: claim -> RunSpecs -> generate (cached by spec hash) -> measure -> store.
+
+Nothing here knows a particular claim. `specs_for` expands a claim's arms over its identities,
+prompts and seeds; `ensure` generates what the store does not already hold and measures what lacks a
+current metric version. Trajectory arms that differ only in their step are served by one run whose
+x0 predictions are decoded at each step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from idrift.claims import DRIFT_STEPS, Claim
+from idrift.config import RunSpec
+from idrift.errors import NonFiniteError
+from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline
+
+PIXEL_METRIC_VERSION = "pixels/2"
+ALL_METRICS = ("pixels", "id_sim", "lpips")  # pixels are always measured: cheap, and the golden values
+
+
+@dataclass(frozen=True)
+class Identity:
+    id: str
+    image: np.ndarray  # RGB uint8
+    kps: np.ndarray  # (5, 2), insightface order
+
+
+@dataclass
+class RunContext:
+    """Everything a run needs besides the claims: profile, models, data, store, metrics."""
+
+    profile: str
+    tier: str
+    width: int
+    height: int
+    dtype: str
+    identities: list[Identity]
+    prompt_sets: Callable[[str], object]  # name -> PromptSet (idrift.data.prompts.load_prompt_set)
+    store: object  # idrift.store.ResultsStore
+    pipeline_factory: Callable[[], InfiniteYouPipeline]
+    weights_fingerprint: Callable[[], str]
+    identity_metric: object | None = None  # idrift.metrics.identity.IdentitySimilarity, or None: skipped
+    lpips_metric: object | None = None  # idrift.metrics.lpips.LPIPSMetric, or None: skipped
+    skipped_metrics: dict[str, str] = field(default_factory=dict)  # metric -> why it cannot be judged here
+    shard: tuple[int, int] | None = None  # (i, n): this process runs specs whose hash falls in shard i
+    _pipeline: InfiniteYouPipeline | None = None
+
+    @property
+    def pipeline(self) -> InfiniteYouPipeline:
+        if self._pipeline is None:
+            self._pipeline = self.pipeline_factory()
+        return self._pipeline
+
+
+def identities_for(claim: Claim, ctx: RunContext) -> list[Identity]:
+    """The first N identities of the set (N from the claim's tier). For `top_identities` claims the
+    set is re-ranked by measured dev-28/schnell-4 ID_sim when the store has it (the paper's top-10)."""
+    n = claim.samples.identities[ctx.tier]
+    pool = list(ctx.identities)
+    if claim.samples.top_identities:
+        means = ctx.store.identity_means("id_sim") if hasattr(ctx.store, "identity_means") else {}
+        if means:
+            pool.sort(key=lambda ident: -means.get(ident.id, float("-inf")))
+    return pool[:n]
+
+
+def specs_for(claim: Claim, ctx: RunContext) -> list[RunSpec]:
+    prompt_set = ctx.prompt_sets(claim.samples.prompt_set)
+    prompts = [p for p in prompt_set.prompts if claim.samples.prompts is None or p.id in claim.samples.prompts]
+    fingerprint = ctx.weights_fingerprint()
+    specs = []
+    for arm, ident, prompt, seed in itertools.product(
+        claim.arms, identities_for(claim, ctx), prompts, claim.samples.seeds[ctx.tier]
+    ):
+        specs.append(RunSpec(
+            backbone=arm.backbone, steps=arm.steps, guidance=arm.guidance_scale, alpha=arm.alpha,
+            prompt_id=prompt.id, prompt=prompt.text, identity=ident.id, seed=seed,
+            width=ctx.width, height=ctx.height, dtype=ctx.dtype, profile=ctx.profile, weights=fingerprint,
+            mode=arm.mode, trajectory_of=DRIFT_STEPS[-1] if arm.mode == "trajectory" else 0,
+        ))
+    if ctx.shard is not None:
+        from idrift.sharding import in_shard
+
+        specs = [s for s in specs if in_shard(_run_key(s), *ctx.shard)]
+    return specs
+
+
+def _run_key(spec: RunSpec) -> str:
+    """The key of the pipeline run that produces `spec` (a trajectory's steps share one run)."""
+    return spec.replace(steps=spec.trajectory_of).key if spec.mode == "trajectory" else spec.key
+
+
+def _trajectory_groups(specs: Iterable[RunSpec]) -> list[list[RunSpec]]:
+    """Group specs so that each group is served by one pipeline run."""
+    groups: dict[str, list[RunSpec]] = {}
+    for spec in specs:
+        groups.setdefault(_run_key(spec), []).append(spec)
+    return list(groups.values())
+
+
+def identity_metric_version(metric) -> str:
+    """Stored ID_sim values are per face backend; a new backend version re-measures them."""
+    return "" if metric is None else f"id_sim/{metric.backend.name}-{metric.backend.version}"
+
+
+def as_record(record) -> dict:
+    """A store record as the plain dict that idrift.evaluate reads."""
+    return {"spec": record.spec, "status": record.status, "error": record.error,
+            "stage_seconds": record.stage_seconds,
+            "metrics": {name: entry["values"] for name, entry in record.metrics.items()}}
+
+
+class Runner:
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self._references = {ident.id: ident for ident in ctx.identities}
+        self._measured_references: set[str] = set()
+
+    def reference(self, identity_id: str) -> IdentityReference:
+        ident = self._references[identity_id]
+        return IdentityReference(key=ident.id, image=ident.image, kps=ident.kps)
+
+    def ensure(self, specs: list[RunSpec], metrics: tuple[str, ...] = ALL_METRICS, *, desc: str = "",
+               progress: bool = True) -> list[dict]:
+        """Generate `specs` and measure `metrics` on them where the store lacks either; return
+        their records in spec order."""
+        store = self.ctx.store
+        todo = [s for s in specs if store.get(s) is None]
+        groups = _trajectory_groups(todo)
+        bar = tqdm(total=len(todo), desc=desc or "samples", unit="img", disable=not progress or not todo,
+                   dynamic_ncols=True)
+        for group in groups:
+            bar.set_postfix_str(group[0].config_label + " " + group[0].sample_label, refresh=False)
+            self._generate_group(group)
+            bar.update(len(group))
+        bar.close()
+        for spec in specs:
+            self._measure(spec, metrics)
+        return [as_record(store.get(s)) for s in specs]
+
+    def _generate_group(self, group: list[RunSpec]) -> None:
+        store = self.ctx.store
+        first = group[0]
+        reference = self.reference(first.identity)
+        try:
+            started = time.perf_counter()
+            if first.mode == "trajectory":
+                # One run serves every standard budget: decoding all of them now (a VAE decode each)
+                # spares the next arms of the grid a whole trajectory run.
+                steps = sorted({*DRIFT_STEPS, *(s.steps for s in group)} & set(range(1, first.trajectory_of + 1)))
+                group = [first.replace(steps=k) for k in steps]
+                run_spec = first.replace(mode="budget", steps=first.trajectory_of, trajectory_of=0)
+                result = self.ctx.pipeline(run_spec, reference, trajectory_steps=tuple(steps))
+                images = {s.key: result.trajectory[s.steps] for s in group}
+            else:
+                result = self.ctx.pipeline(first, reference)
+                images = {first.key: result.image}
+            seconds = dict(result.stage_seconds, total=time.perf_counter() - started)
+        except NonFiniteError as exc:
+            for spec in group:
+                store.record_failure(spec, str(exc))  # the sample is failed; the run goes on
+            return
+        for spec in group:
+            store.put_generation(spec, images[spec.key], seconds, {"trajectory_group": len(group)})
+
+    def _measure(self, spec: RunSpec, metrics: tuple[str, ...]) -> None:
+        store = self.ctx.store
+        record = store.get(spec)
+        if record is None or not record.ok:
+            return
+        if store.needs_metric(spec.key, "pixels", PIXEL_METRIC_VERSION):
+            pixels = np.asarray(record.load_image())
+            store.put_metrics(spec.key, "pixels", PIXEL_METRIC_VERSION, {
+                "pixel_mean": float(pixels.mean()), "pixel_std": float(pixels.std()),
+                "sha256": hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest(),
+            })
+        reference = self._references[spec.identity]
+        metric = self.ctx.identity_metric
+        version = identity_metric_version(metric)
+        if "id_sim" in metrics and metric is not None and store.needs_metric(spec.key, "id_sim", version):
+            if spec.identity not in self._measured_references:
+                metric.reference(spec.identity, reference.image, source=f"reference image of identity {spec.identity}")
+                self._measured_references.add(spec.identity)
+            values = metric.update(f"{spec.key}@{version}", spec.identity, record.load_image())
+            store.put_metrics(spec.key, "id_sim", version, values)
+        lpips_metric = self.ctx.lpips_metric
+        if "lpips" in metrics and lpips_metric is not None and store.needs_metric(spec.key, "lpips", lpips_metric.version):
+            distance = lpips_metric.distance(record.load_image(), reference.image)
+            store.put_metrics(spec.key, "lpips", lpips_metric.version, {"lpips": float(distance)})

@@ -1,0 +1,325 @@
+"""One benchmark session: the profile's models, identities, metrics, store and baseline, built once.
+
+Shared by the pytest plugin (`pytest benchmarks`) and the `idrift run` command, so both run the
+same code. Everything heavy is built on first use: collecting the benchmarks builds no model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from idrift.claims import Claim
+from idrift.config import PROFILE_DEFAULTS, PROFILES
+from idrift.errors import IdriftError
+from idrift.evaluate import ClaimResult, ExpectationOutcome, check_expectations, evaluate
+from idrift.runner import Identity, Runner, RunContext, specs_for
+
+REPO_BASELINES = Path(__file__).resolve().parent.parent / "baselines"
+DEFAULT_BASELINE = {"tiny": "tiny-cpu", "synthetic": "h100-synthetic", "real": "paper"}
+PROVENANCE_PACKAGES = ("torch", "diffusers", "transformers", "insightface", "onnxruntime", "onnxruntime-gpu",
+                       "lpips", "dlib-bin", "numpy", "scipy", "idrift")
+
+# Why a profile cannot judge identity and LPIPS claims, and what to do: printed once per skipped claim.
+SKIP_REASONS = {
+    "tiny": "tiny random models make no faces: identity/LPIPS claims need --idrift-profile real with the FLUX, "
+            "InfiniteYou and antelopev2 weights (see `idrift weights check`)",
+    "synthetic": "synthetic random weights make no faces: identity/LPIPS claims need --idrift-profile real with the "
+                 "FLUX, InfiniteYou and antelopev2 weights (see `idrift weights check`)",
+}
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def gpu_name() -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def kps_from_box(box) -> np.ndarray:
+    """Five keypoints at typical positions inside a face box. Used only where no detector runs
+    (synthetic references), since the keypoints then only place the control drawing."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    rel = np.array([[0.32, 0.40], [0.68, 0.40], [0.50, 0.58], [0.36, 0.76], [0.64, 0.76]], dtype=np.float32)
+    return rel * np.array([w, h], dtype=np.float32) + np.array([x1, y1], dtype=np.float32)
+
+
+@dataclass
+class SessionOptions:
+    profile: str = "tiny"
+    tier: str = "smoke"
+    baseline: str | None = None
+    store: str | None = None
+    fresh: bool = False
+    require_real: bool = False
+    update_baselines: bool = False
+    identities: str | None = None  # manifest path; None: the built-in set
+    aggregation: str = "zero"
+    shard: tuple[int, int] | None = None
+    weights: dict = field(default_factory=dict)  # --idrift-flux-dev etc. (idrift.models.paths)
+    cache_dir: str | None = None
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise IdriftError(f"--idrift-profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+        if self.tier not in ("smoke", "full"):
+            raise IdriftError(f"--idrift-tier must be smoke or full, got {self.tier!r}")
+
+
+class BenchmarkSession:
+    def __init__(self, options: SessionOptions):
+        self.options = options
+        self.profile = options.profile
+        self.results: dict[str, ClaimResult] = {}
+        self.outcomes: dict[str, list[ExpectationOutcome]] = {}
+        self.verdicts: dict[str, list] = {}
+        self.latency: dict[str, dict] = {}  # arm name -> {"seconds": [...], "stages": {...}, "peak_gpu_bytes": ...}
+
+    # ---- places -----------------------------------------------------------------------------
+    @cached_property
+    def cache_dir(self) -> Path:
+        path = Path(self.options.cache_dir or os.environ.get("IDRIFT_CACHE", Path.cwd() / ".idrift"))
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @cached_property
+    def store(self):
+        from idrift.store import ResultsStore
+
+        path = Path(self.options.store or self.cache_dir / f"store-{self.profile}")
+        if self.options.fresh and path.exists():
+            shutil.rmtree(path)
+        store = ResultsStore(path)
+        store.start_run(provenance=self.provenance)
+        return store
+
+    # ---- models and data ----------------------------------------------------------------------
+    @cached_property
+    def device(self) -> str:
+        import torch
+
+        wanted = self.options.device or PROFILE_DEFAULTS[self.profile].device
+        if wanted == "auto":
+            wanted = "cuda" if torch.cuda.is_available() else "cpu"
+        return wanted
+
+    @cached_property
+    def bundle(self):
+        if self.profile == "tiny":
+            from idrift.models.tiny import build_tiny_bundle
+
+            return build_tiny_bundle(device=self.device)
+        if self.profile == "synthetic":
+            from idrift.models.synthetic import build_synthetic_bundle
+
+            return build_synthetic_bundle(device=self.device)
+        from idrift.models.paths import resolve_weight_paths
+        from idrift.models.real import load_real_bundle
+
+        return load_real_bundle(self.weight_paths, device=self.device)
+
+    @cached_property
+    def weight_paths(self):
+        from idrift.models.paths import resolve_weight_paths
+
+        return resolve_weight_paths(self.options.weights)
+
+    @cached_property
+    def pipeline(self):
+        from idrift.pipeline.infinite_you import InfiniteYouPipeline
+
+        return InfiniteYouPipeline(self.bundle)
+
+    @cached_property
+    def face_backend(self):
+        """dlib (real weights from the package index) on tiny; antelopev2 on real; none on synthetic."""
+        from idrift.faces import make_backend
+
+        if self.profile == "tiny":
+            return make_backend("dlib")
+        if self.profile == "real":
+            return make_backend("arcface", model_root=str(self.weight_paths.antelopev2))
+        return None
+
+    @cached_property
+    def identities(self) -> list[Identity]:
+        from idrift.faces.image_io import load_image
+        from idrift.faces.select import reference_face
+
+        if self.profile == "synthetic":
+            # Random references of the real size: identity is never judged on random weights.
+            rng = np.random.default_rng(0)
+            return [Identity(f"synthetic{i}", rng.integers(0, 256, (512, 512, 3), dtype=np.uint8),
+                             kps_from_box((128, 96, 384, 416))) for i in range(28)]
+        from idrift.data.identities import builtin_identity_set, load_manifest
+
+        manifest = load_manifest(self.options.identities or builtin_identity_set(self.cache_dir))
+        out = []
+        for entry in manifest.entries:
+            path = manifest.image_file(entry)
+            image = load_image(path)
+            face = reference_face(self.face_backend.detect(image), source=str(path))
+            out.append(Identity(entry.identity_id, image, np.asarray(face.kps, dtype=np.float32)))
+        return out
+
+    @cached_property
+    def identity_metric(self):
+        if self.face_backend is None:
+            return None
+        from idrift.metrics.identity import IdentitySimilarity
+
+        return IdentitySimilarity(self.face_backend, aggregation=self.options.aggregation)
+
+    @cached_property
+    def lpips_metric(self):
+        if self.profile == "synthetic":
+            return None
+        from idrift.metrics.lpips import LPIPSMetric
+
+        # Offline (tiny) the VGG backbone can only be random: its numbers are golden values, not LPIPS.
+        size = 256 if self.profile == "real" else 64  # tiny images are 64 px: no point upsampling them
+        return LPIPSMetric(pretrained_backbone=self.profile == "real", device=self.device, size=size)
+
+    @cached_property
+    def context(self) -> RunContext:
+        from idrift.data.prompts import load_prompt_set
+
+        defaults = PROFILE_DEFAULTS[self.profile]
+        return RunContext(
+            profile=self.profile, tier=self.options.tier, width=defaults.width, height=defaults.height,
+            dtype=defaults.dtype, identities=self.identities, prompt_sets=load_prompt_set, store=self.store,
+            pipeline_factory=lambda: self.pipeline, weights_fingerprint=self.weights_fingerprint,
+            identity_metric=self.identity_metric, lpips_metric=self.lpips_metric, shard=self.options.shard,
+        )
+
+    @cached_property
+    def runner(self) -> Runner:
+        return Runner(self.context)
+
+    def weights_fingerprint(self) -> str:
+        return self.bundle.fingerprint
+
+    # ---- provenance ---------------------------------------------------------------------------
+    @cached_property
+    def provenance(self) -> dict:
+        prov = {
+            "profile": self.profile, "tier": self.options.tier, "gpu": gpu_name(), "device": self.device,
+            "packages": package_versions(), "python": platform.python_version(), "machine": platform.machine(),
+            "aggregation": self.options.aggregation,
+        }
+        if self.profile != "real" or "bundle" in self.__dict__:
+            prov["weights"] = dict(self.bundle.fingerprints)
+        return prov
+
+    # ---- claims -------------------------------------------------------------------------------
+    def specs(self, claim: Claim):
+        return specs_for(claim, self.context)
+
+    def run_claim(self, claim: Claim, progress: bool = False) -> ClaimResult:
+        records = self.runner.ensure(self.specs(claim), claim.metrics, desc=claim.id, progress=progress)
+        result = evaluate(claim, records, aggregation=self.options.aggregation)
+        if claim.id == "latency":
+            self._add_latency_figures(result)
+        self.results[claim.id] = result
+        self.outcomes[claim.id] = check_expectations(result, self.profile, SKIP_REASONS)
+        return result
+
+    def _add_latency_figures(self, result: ClaimResult) -> None:
+        for arm, timing in self.latency.items():
+            result.figures[f"latency_s[{arm}]"] = float(np.median(timing["seconds"]))
+        if {"dev-28", "schnell-4"} <= self.latency.keys():
+            result.figures["speedup"] = result.figures["latency_s[dev-28]"] / result.figures["latency_s[schnell-4]"]
+
+    def benchmark_arm(self, benchmark, arm) -> None:
+        """Latency of one arm end to end (text, identity and control encodings included: caches are
+        cleared every round), through pytest-benchmark so its JSON and comparisons work."""
+        from idrift.claims import CLAIMS_BY_ID
+        from idrift.metrics.latency import record_benchmark
+
+        [spec] = [s for s in self.specs(CLAIMS_BY_ID["latency"]) if (s.backbone, s.steps) == (arm.backbone, arm.steps)][:1]
+        reference = self.runner.reference(spec.identity)
+        gpu = self.device.startswith("cuda")
+
+        def generate(timer):
+            self.pipeline.clear_caches()
+            return self.pipeline(spec, reference, timer=timer)
+
+        record_benchmark(benchmark, generate, rounds=5 if gpu else 2, warmup_rounds=1, device=self.device,
+                         extra_info={"idrift_arm": arm.name, "idrift_spec": spec.as_dict(),
+                                     "idrift_provenance": self.provenance})
+        stats = getattr(benchmark, "stats", None)
+        seconds = list(stats.stats.data) if stats is not None else []
+        self.latency[arm.name] = {"seconds": seconds, "stages": benchmark.extra_info.get("stage_medians_s"),
+                                  "gpu_peak_bytes": benchmark.extra_info.get("gpu_peak_bytes")}
+
+    # ---- baseline -----------------------------------------------------------------------------
+    @cached_property
+    def baseline(self):
+        from idrift.baselines.io import load_baseline, resolve_baseline
+
+        name = self.options.baseline or DEFAULT_BASELINE[self.profile]
+        path = resolve_baseline(name, REPO_BASELINES)
+        return load_baseline(path)
+
+    def gate(self, result: ClaimResult) -> list:
+        """Compare every figure the baseline holds for this claim; paired where both have samples."""
+        from idrift.baselines.gate import compare_metric, ratio_gate
+
+        claim_base = self.baseline.claims.get(result.claim.id)
+        verdicts = []
+        if claim_base is None:
+            return verdicts
+        for metric_id, base in sorted(claim_base.metrics.items()):
+            if metric_id not in result.figures:
+                continue
+            if metric_id == "speedup" and {"dev-28", "schnell-4"} <= self.latency.keys():
+                verdict = ratio_gate(self.latency["dev-28"]["seconds"], self.latency["schnell-4"]["seconds"],
+                                     base.aggregate, tolerance=base.tolerance, tolerance_kind=base.tolerance_kind,
+                                     direction=base.direction, claim=result.claim.id, metric=metric_id)
+            else:
+                samples = gate_samples(result, metric_id)
+                verdict = compare_metric(
+                    result.claim.id, metric_id, base, candidate_aggregate=result.figures[metric_id],
+                    candidate_samples=samples, baseline_gpu=self.baseline.provenance.get("gpu"),
+                    candidate_gpu=self.provenance.get("gpu"),
+                )
+            verdicts.append(verdict)
+        self.verdicts[result.claim.id] = verdicts
+        return verdicts
+
+    def provenance_notes(self) -> list[str]:
+        from idrift.baselines.gate import provenance_mismatches
+
+        return provenance_mismatches(self.baseline.provenance, self.provenance)
+
+
+def gate_samples(result: ClaimResult, metric_id: str) -> dict[str, float] | None:
+    """Per-sample values keyed identity|prompt|seed|config, as baselines store them."""
+    samples = result.samples.get(metric_id)
+    if not samples:
+        return None
+    config = metric_id.replace("|", "/")
+    return {f"{key}|{config}": value for key, value in samples.items()}
+
+
+def short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
