@@ -79,9 +79,55 @@ def _session(config):
     return config.stash[_SESSION_KEY]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    # `pytest -n N` (pytest-xdist): --dist loadgroup unless --dist is given, so that the samples of one
+    # trajectory run, or of one backbone, stay on one worker (their xdist_group marks, below).
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
+        config.option.dist = "loadgroup"
+    if config.getoption("--idrift-update-baselines", default=False) and (
+            getattr(config.option, "numprocesses", None) or config.getoption("--idrift-shard", default=None)):
+        raise pytest.UsageError("--idrift-update-baselines needs every sample in one process: drop -n and "
+                                "--idrift-shard (or run it on a merged store: --idrift-store MERGED)")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    # xdist workers parse the original command line, not the controller's options: pass the --dist
+    # chosen above on, so that they tag test ids with their xdist_group as an explicit --dist loadgroup does.
+    node.workerinput["idrift_dist"] = node.config.option.dist
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
+    from idrift.distributed import pin_xdist_worker
+
+    try:
+        pin_xdist_worker()  # xdist worker gwK -> GPU K mod count, before anything initialises CUDA
+    except IdriftError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    if getattr(config, "workerinput", {}).get("idrift_dist") == "loadgroup":
+        config.option.loadgroup = True  # the worker-side flag xdist derives from --dist loadgroup
     if config.getoption("--idrift-fresh", default=False) and not os.environ.get("PYTEST_XDIST_WORKER"):
-        _session(config).store  # wipes and recreates once, before any worker starts
+        _session(config).wipe_store()  # once, before any worker starts; builds no model
+
+
+def _family(item) -> str | None:
+    return getattr(getattr(item, "module", None), "CLAIM_FAMILY", None)
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--idrift-shard", default=None):
+        # A shard job generates and measures its samples only; claims (and latency) need the whole grid.
+        skip = pytest.mark.skip(reason="--idrift-shard: this job runs only its shard's samples; judge the claims "
+                                       "on the merged store (`idrift merge`, then --idrift-store MERGED)")
+        for item in items:
+            if _family(item) and "idrift_sample" not in item.fixturenames:
+                item.add_marker(skip)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Claim tests last (a stable sort): a claim generates whatever samples are missing, so run early
+        # it would duplicate the work that the sample tests spread over the workers.
+        items.sort(key=lambda item: bool(_family(item)) and "idrift_claim" in item.fixturenames)
 
 
 def pytest_generate_tests(metafunc):
@@ -133,6 +179,7 @@ def check_claim(session, claim, request) -> None:
     failures += [v.message() for v in verdicts if v.failed]
     notes = session.provenance_notes() if verdicts else []
     request.node.user_properties.append(("idrift_figures", result.figures))
+    request.node.user_properties.append(("idrift_outcomes", [o.line(claim.id) for o in outcomes]))  # for -n
     if failures:
         pytest.fail("\n".join(failures + [f"provenance: {n}" for n in notes]), pytrace=False)
     if skips and len(skips) == len(outcomes) or (skips and session.options.require_real):
@@ -143,10 +190,9 @@ def check_claim(session, claim, request) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if _SESSION_KEY not in config.stash:
-        return
-    session = config.stash[_SESSION_KEY]
-    if not session.results:
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is None or not session.results:
+        _workers_summary(terminalreporter)  # pytest -n: the claims were judged in the workers
         return
     write = terminalreporter.write_line
     terminalreporter.section("idrift claims")
@@ -159,3 +205,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
         for line in update_baseline(session):
             write(line)
+
+
+def _workers_summary(terminalreporter) -> None:
+    lines = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) == "call":
+                lines += [line for name, value in report.user_properties if name == "idrift_outcomes" for line in value]
+    if lines:
+        terminalreporter.section("idrift claims")
+        for line in lines:
+            terminalreporter.write_line(line)

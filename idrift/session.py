@@ -102,13 +102,23 @@ class BenchmarkSession:
         return path
 
     @cached_property
+    def store_path(self) -> Path:
+        return Path(self.options.store or self.cache_dir / f"store-{self.profile}")
+
+    def wipe_store(self) -> None:
+        """--idrift-fresh: delete the store folder, once, without opening it (the pytest-xdist controller
+        calls this before its workers start; opening would build the models for the run's provenance)."""
+        if self.store_path.exists():
+            shutil.rmtree(self.store_path)
+        self.options.fresh = False  # done: `store` must not wipe again
+
+    @cached_property
     def store(self):
         from idrift.store import ResultsStore
 
-        path = Path(self.options.store or self.cache_dir / f"store-{self.profile}")
-        if self.options.fresh and path.exists():
-            shutil.rmtree(path)
-        store = ResultsStore(path)
+        if self.options.fresh:
+            self.wipe_store()
+        store = ResultsStore(self.store_path)
         store.start_run(provenance=self.provenance)
         return store
 

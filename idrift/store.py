@@ -50,8 +50,9 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -160,6 +161,33 @@ class SampleRecord:
             return im.convert("RGB") if im.mode != "RGB" else im.copy()
 
 
+def _is_busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+def _retry_busy(fn: Callable[[], Any], what: str) -> Any:
+    """Call fn, retrying while SQLite reports the database busy or locked.
+
+    The busy timeout covers ordinary lock waits, but SQLite returns SQLITE_BUSY at once in a few
+    WAL cases (e.g. while the last connection of another process deletes the WAL file on exit, or
+    runs recovery), so a fresh connection or statement must retry itself."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"{what}: the database stayed locked for {BUSY_TIMEOUT_S:.0f} s ({exc}); another process "
+                    "holds it, or the store is on a network file system (use a local folder)"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+
 def _connect(db_path: Path, readonly: bool) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -194,10 +222,15 @@ class ResultsStore:
                 raise StoreError(f"no results store at {self.path} (expected {self.db_path})")
         else:
             self._prepare_folder()
+        self._conn: sqlite3.Connection | None = None
         try:
             self._conn = _connect(self.db_path, readonly)
-            self._check_schema()
+            _retry_busy(self._check_schema, f"opening {self.db_path}")
+        except StoreError:
+            self.close()
+            raise
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise StoreError(
                 f"{self.db_path} is not a usable SQLite database ({exc}); point the store at an empty "
                 "folder or at a folder written by idrift"
@@ -229,7 +262,8 @@ class ResultsStore:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         finally:
-            conn.execute("COMMIT")
+            if conn.in_transaction:
+                conn.execute("COMMIT")
         if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
             # Per connection. In WAL mode NORMAL loses nothing committed when a process is killed
             # (only a power cut can lose the last transactions).
@@ -265,7 +299,8 @@ class ResultsStore:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     def close(self) -> None:
@@ -289,14 +324,33 @@ class ResultsStore:
         if self.readonly:
             raise StoreError(f"store {self.path} was opened read-only")
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-            conn.execute("COMMIT")
-            return result
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+
+        def attempt() -> Any:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        return _retry_busy(attempt, f"writing {self.db_path}")
+
+    def _read(self, fn) -> Any:
+        """Run fn(conn) in one read transaction: a consistent snapshot, retried while busy."""
+        conn = self._conn
+
+        def attempt() -> Any:
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+
+        return _retry_busy(attempt, f"reading {self.db_path}")
 
     # -- runs -------------------------------------------------------------------------------------
 
@@ -324,7 +378,7 @@ class ResultsStore:
         return self.run_id if self.run_id is not None else self.start_run()
 
     def runs(self) -> list[dict]:
-        rows = self._conn.execute("SELECT * FROM runs ORDER BY started, run_id").fetchall()
+        rows = self._read(lambda c: c.execute("SELECT * FROM runs ORDER BY started, run_id").fetchall())
         return [
             {
                 "run_id": r["run_id"],
@@ -416,7 +470,7 @@ class ResultsStore:
 
         self._write(write)
 
-    def _metrics_for(self, keys: list[str]) -> dict[str, dict]:
+    def _metrics_for(self, conn: sqlite3.Connection, keys: list[str]) -> dict[str, dict]:
         out: dict[str, dict] = {k: {} for k in keys}
         if not keys:
             return out
@@ -424,7 +478,7 @@ class ResultsStore:
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for r in self._conn.execute(f"SELECT * FROM metrics WHERE spec_key IN ({marks})", chunk):
+            for r in conn.execute(f"SELECT * FROM metrics WHERE spec_key IN ({marks})", chunk):
                 out[r["spec_key"]][r["metric"]] = {
                     "version": r["version"],
                     "values": json.loads(r["values"]),
@@ -458,10 +512,13 @@ class ResultsStore:
 
         A failed sample is returned (status 'failed'): rerunning a deterministic failure is waste."""
         key = spec.key if isinstance(spec, RunSpec) else str(spec)
-        row = self._conn.execute("SELECT * FROM samples WHERE spec_key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        return self._record(row, self._metrics_for([key])[key])
+
+        def read(c: sqlite3.Connection) -> tuple[sqlite3.Row | None, dict]:
+            row = c.execute("SELECT * FROM samples WHERE spec_key = ?", (key,)).fetchone()
+            return row, (self._metrics_for(c, [key])[key] if row is not None else {})
+
+        row, metrics = self._read(read)
+        return None if row is None else self._record(row, metrics)
 
     def samples(self, status: str | None = "ok", run_id: str | None = None, **spec_filters: Any) -> list[SampleRecord]:
         """Finished samples, ordered by spec key, filtered by status (None for all), run and spec fields.
@@ -486,8 +543,12 @@ class ResultsStore:
             where.append(f"json_extract(spec, '$.{name}') IN ({','.join('?' * len(values))})")
             params.extend(values)
         sql = "SELECT * FROM samples" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY spec_key"
-        rows = self._conn.execute(sql, params).fetchall()
-        metrics = self._metrics_for([r["spec_key"] for r in rows])
+
+        def read(c: sqlite3.Connection) -> tuple[list[sqlite3.Row], dict]:
+            rows = c.execute(sql, params).fetchall()
+            return rows, self._metrics_for(c, [r["spec_key"] for r in rows])
+
+        rows, metrics = self._read(read)
         records = (self._record(r, metrics[r["spec_key"]]) for r in rows)
         return [r for r in records if r is not None]
 
@@ -517,9 +578,11 @@ class ResultsStore:
 
     def needs_metric(self, spec_key: str, metric_name: str, metric_version: str) -> bool:
         """True unless this sample already has this metric at this version."""
-        row = self._conn.execute(
-            "SELECT version FROM metrics WHERE spec_key = ? AND metric = ?", (spec_key, metric_name)
-        ).fetchone()
+        row = self._read(
+            lambda c: c.execute(
+                "SELECT version FROM metrics WHERE spec_key = ? AND metric = ?", (spec_key, metric_name)
+            ).fetchone()
+        )
         return row is None or row["version"] != metric_version
 
     def identity_means(self, metric_name: str, value_key: str | None = None, **spec_filters: Any) -> dict[str, float]:
@@ -535,7 +598,7 @@ class ResultsStore:
         return {ident: sum(v) / len(v) for ident, v in sorted(sums.items())}
 
     def integrity_check(self) -> str:
-        return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+        return self._read(lambda c: c.execute("PRAGMA integrity_check").fetchone()[0])
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -589,7 +652,7 @@ def merge_stores(sources: Iterable[str | os.PathLike], out: str | os.PathLike) -
         for src in sources:
             store = ResultsStore(src, readonly=True)
             try:
-                for row in store._conn.execute("SELECT * FROM runs"):
+                for row in store._read(lambda c: c.execute("SELECT * FROM runs").fetchall()):
                     if row["run_id"] not in existing_runs:
                         runs.setdefault(row["run_id"], row)
                 for rec in store.samples(status=None):

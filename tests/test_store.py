@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -84,7 +85,12 @@ WRITER = textwrap.dedent(
 
 
 def start_writer(store: Path, worker: int, first: int, count: int, pause: float, go: Path | None = None) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    # No .pyc writes: simultaneous first imports would all race to write the same cache files.
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     args = [sys.executable, "-c", WRITER, str(Path(__file__).parent), str(store), str(worker), str(first), str(count), str(pause), str(go or "")]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -259,6 +265,39 @@ def test_foreign_old_and_corrupt_files_are_refused(tmp_path: Path) -> None:
     (garbage / DB_NAME).write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="not a usable SQLite database"):
         ResultsStore(garbage)
+
+
+# -- locking -------------------------------------------------------------------------------------
+
+
+def test_a_writer_waits_for_a_held_lock(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    other = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process is mid-write
+    releaser = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    releaser.start()
+    started = time.monotonic()
+    spec = put(store, 0)  # waits for the lock instead of failing
+    releaser.join()
+    other.close()
+    assert time.monotonic() - started >= 0.25
+    assert store.get(spec) is not None
+
+
+def test_busy_errors_are_retried() -> None:
+    from idrift.store import _retry_busy
+
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")  # what SQLite returns in some WAL races
+        return "done"
+
+    assert _retry_busy(flaky, "test") == "done" and len(calls) == 3
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        _retry_busy(lambda: (_ for _ in ()).throw(sqlite3.OperationalError("no such table: x")), "test")
 
 
 # -- several processes ---------------------------------------------------------------------------

@@ -1,0 +1,32 @@
+"""`idrift report RUN_DIR [--out DIR]`: the paper's tables and figures, from a run.
+
+Writes DIR/report.md (default RUN_DIR/report) and one PNG per figure: Tables 1-2 with the paper's
+numbers beside the run's, the image grid (Figure 2), per-identity scatter (Figure 3), drift curves
+(Figures 4, 5), guidance flatness (Figure 5 right), drift per prompt tier and the steps x tier
+heatmap (Figures 6-7). Figures the run has no data for are listed under "Missing" in report.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("report", help="write report.md and figures (PNG) from a run directory",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="directory written by `idrift run --out`")
+    parser.add_argument("--out", metavar="DIR", default=None, help="output folder (default RUN_DIR/report)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from idrift.commands.run import load_run
+    from idrift.report import write_report
+
+    run_dir = load_run(args.run_dir)
+    out = Path(args.out) if args.out else run_dir.path / "report"
+    report = write_report(run_dir, out)
+    print(f"wrote {out / 'report.md'} and {len(report.written)} figure(s): {', '.join(report.written) or 'none'}")
+    for name, why in report.missing.items():
+        print(f"missing {name}: {why}")
+    return 0

@@ -1,0 +1,483 @@
+"""`idrift run`: run the paper's claims outside pytest and write a run directory.
+
+    idrift run --profile tiny --claims figure5_guidance,table1_backbone_swap --out runs/ci
+    idrift run --profile real --tier full --claims all --out runs/h100 --flux-dev /models/FLUX.1-dev ...
+
+A run directory holds
+    results.json   per claim: figures, per-sample values, expectation outcomes, notes, provenance,
+                   the spec keys of its samples; the latency timings; the options of the run
+    store/         the results store (SQLite + one PNG per sample) the figures were computed from
+
+Generation goes through the same BenchmarkSession as `pytest benchmarks`. A run interrupted with
+Ctrl-C keeps every finished sample in the store, and results.json holds the claims finished so far;
+rerunning the same command resumes where it stopped. `idrift compare`, `idrift bless` and
+`idrift report` read a run directory through `load_run` below.
+
+This module is imported by every `idrift` invocation (the dispatcher registers all commands), so
+its top level imports nothing heavy: torch and the models load only when a run starts.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shlex
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from idrift.claims import CLAIMS, CLAIMS_BY_ID, FAMILIES, Claim, claims_in_family
+from idrift.config import PROFILES
+from idrift.errors import IdriftError
+from idrift.models.paths import INFU_VARIANTS, WEIGHT_OPTIONS
+
+RESULTS_FILE = "results.json"
+STORE_DIR = "store"
+RUN_FORMAT = 1  # version of results.json; load_run refuses others
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run", help="run claims (generate, measure, evaluate) and write a run directory",
+        description=__doc__.splitlines()[0],
+        epilog="Rerunning the same command resumes an interrupted run: finished samples are reused from OUT/store.")
+    parser.add_argument("--profile", choices=PROFILES, default="tiny",
+                        help="tiny (random, CPU), synthetic (random, real size, GPU) or real (weights). Default tiny")
+    parser.add_argument("--claims", default="all", metavar="NAME,...",
+                        help="claim ids or families, comma separated, or 'all' (default). "
+                             f"Claims: {', '.join(CLAIMS_BY_ID)}; families: {', '.join(FAMILIES)}")
+    parser.add_argument("--tier", choices=("smoke", "full"), default="smoke",
+                        help="smoke: a few identities x prompts; full: the paper's grids. Default smoke")
+    parser.add_argument("--out", required=True, metavar="DIR", help="run directory (created; reused to resume)")
+    parser.add_argument("--identities", metavar="MANIFEST", default=None,
+                        help="identity-set manifest (default: the built-in offline set)")
+    parser.add_argument("--aggregation", choices=("zero", "detected"), default="zero",
+                        help="ID_sim of a generated image with no face: counts as 0 (zero, default) or is left out")
+    parser.add_argument("--require-real", action="store_true",
+                        help="count expectations this profile cannot judge as failures (GPU CI)")
+    for opt in WEIGHT_OPTIONS:
+        kwargs = {"choices": INFU_VARIANTS} if opt.field == "infu_variant" else {"metavar": "PATH"}
+        parser.add_argument(opt.cli_option, dest=opt.field, default=None,
+                            help=f"{opt.help} [env {opt.env}; pytest {opt.option}]", **kwargs)
+    parser.set_defaults(func=run)
+
+
+# ---------------------------------------------------------------------------------------------- claims
+
+
+def resolve_claims(text: str) -> list[Claim]:
+    """'all', family names or claim ids (comma separated) -> claims, in the paper's order.
+
+    Not idrift.claims.get_claims: it de-duplicates with dict.fromkeys(claims), and a Claim is not
+    hashable (its Samples hold dicts). The paper's order matters: figures 6-7 pick their top
+    identities from the ID_sim the backbone-swap claims measured first.
+    """
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise IdriftError("--claims is empty; give claim ids, families or 'all'")
+    wanted: set[str] = set()
+    for name in names:
+        if name == "all":
+            wanted.update(CLAIMS_BY_ID)
+        elif name in CLAIMS_BY_ID:
+            wanted.add(name)
+        elif name in FAMILIES:
+            wanted.update(c.id for c in claims_in_family(name))
+        else:
+            raise IdriftError(f"unknown claim {name!r}; known claims: {', '.join(CLAIMS_BY_ID)}; "
+                              f"families: {', '.join(FAMILIES)}; or 'all'")
+    return [claim for claim in CLAIMS if claim.id in wanted]
+
+
+# ------------------------------------------------------------------------------------------------- run
+
+
+def run(args) -> int:
+    claims = resolve_claims(args.claims)  # before any model loads: a typo fails in a second
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise IdriftError(f"--out {out} exists and is not a directory; give a directory path")
+    if args.identities is not None and not Path(args.identities).is_file():
+        raise IdriftError(f"--identities {args.identities}: no such file; give an identity manifest "
+                          "(build one with `idrift data build-identities`)")
+    out.mkdir(parents=True, exist_ok=True)
+
+    from idrift.session import BenchmarkSession, SessionOptions
+
+    options = SessionOptions(
+        profile=args.profile, tier=args.tier, store=str(out / STORE_DIR), identities=args.identities,
+        aggregation=args.aggregation, require_real=args.require_real,
+        weights={opt.field: getattr(args, opt.field, None) for opt in WEIGHT_OPTIONS},
+    )
+    session = BenchmarkSession(options)  # builds nothing yet
+    doc = new_results(session, claims)
+    carry_over(out, doc)  # before any model loads: a clash with an earlier run fails at once
+    if session.profile == "real":
+        _ = session.bundle  # load the weights before the provenance is taken, so it records their fingerprints
+    doc["provenance"] = session.provenance
+    print(f"idrift run: profile {session.profile}, tier {options.tier}, {len(claims)} claim(s), "
+          f"store {session.store.path}", file=sys.stderr)
+    for claim in claims:
+        if claim.id == "latency":
+            time_latency_arms(session, claim)
+        # The progress bar (samples done, rate, ETA, current spec) is Runner.ensure's.
+        result = session.run_claim(claim, progress=True)
+        keys = [spec.key for spec in session.specs(claim)]
+        doc["claims"][claim.id] = claim_entry(session, result, keys)
+        doc["latency"].update(session.latency)
+        write_results(out, doc)  # after every claim: an interrupted run keeps what it finished
+    doc["complete"] = True
+    doc["finished"] = _now()
+    path = write_results(out, doc)
+    session.store.finish_run()
+
+    print(summary(doc))
+    print(f"\nresults: {path}")
+    return 1 if any_failed(doc) else 0
+
+
+def time_latency_arms(session, claim: Claim) -> None:
+    """Seconds per image of each latency arm, warm-up excluded, into `session.latency`.
+
+    The pytest path times the arms with pytest-benchmark (BenchmarkSession.benchmark_arm); this is
+    the same measurement through idrift.metrics.latency.measure, filling the same dict, so
+    run_claim derives latency_s[...] and speedup exactly as the pytest path does.
+    """
+    from idrift.metrics.latency import measure
+
+    gpu = session.device.startswith("cuda")
+    specs = session.specs(claim)
+    for arm in claim.arms:
+        spec = next(s for s in specs if (s.backbone, s.steps) == (arm.backbone, arm.steps))
+        reference = session.runner.reference(spec.identity)
+
+        def generate(timer, spec=spec, reference=reference):
+            session.pipeline.clear_caches()  # text, identity and control encodings count in every image
+            return session.pipeline(spec, reference, timer=timer)
+
+        print(f"latency: timing {arm.name} ({'5' if gpu else '2'} rounds after 1 warm-up)", file=sys.stderr)
+        m = measure(generate, warmup=1, rounds=5 if gpu else 2, device=session.device)
+        session.latency[arm.name] = {"seconds": list(m.totals), "stages": m.stage_medians,
+                                     "gpu_peak_bytes": m.gpu_peak_bytes}
+
+
+# ------------------------------------------------------------------------------------------ results.json
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_results(session, claims: list[Claim]) -> dict:
+    return {
+        "run_format": RUN_FORMAT,
+        "command": shlex.join(["idrift", *sys.argv[1:]]),  # what to rerun to resume
+        "started": _now(),
+        "finished": None,
+        "complete": False,
+        "options": {
+            "profile": session.profile, "tier": session.options.tier, "claims": [c.id for c in claims],
+            "aggregation": session.options.aggregation, "require_real": session.options.require_real,
+            "identities": identities_manifest(session),
+            "weights": {k: v for k, v in session.options.weights.items() if v is not None},
+        },
+        "store": STORE_DIR,
+        "provenance": None,  # filled once the models are loaded (their fingerprints are part of it)
+        "latency": {},
+        "claims": {},
+    }
+
+
+# What must match for claims of an earlier run in the same directory to stand beside this run's.
+SAME_RUN_OPTIONS = ("profile", "tier", "aggregation", "identities", "weights")
+
+
+def carry_over(out: Path, doc: dict) -> None:
+    """Keep the claims an earlier run in `out` finished and this one does not rerun, so that
+    `idrift run --claims X --out DIR` adds X to a run directory (their samples share DIR/store).
+    A directory holding a run of other options is refused: one results.json describes one setup."""
+    path = out / RESULTS_FILE
+    if not path.is_file():
+        return
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        if previous.get("run_format") != RUN_FORMAT:
+            raise ValueError(f"run_format {previous.get('run_format')!r}")
+    except (OSError, ValueError) as exc:
+        raise IdriftError(f"{path} cannot be read ({exc}); remove it or choose another --out") from None
+    differing = [k for k in SAME_RUN_OPTIONS if previous["options"].get(k) != doc["options"].get(k)]
+    if differing:
+        shown = ", ".join(f"{k} {previous['options'].get(k)!r} there, {doc['options'].get(k)!r} here" for k in differing)
+        raise IdriftError(f"--out {out} holds a run with other options ({shown}); choose another --out")
+    kept = [c for c in previous["claims"] if c not in doc["options"]["claims"] and c in CLAIMS_BY_ID]
+    for claim_id in kept:
+        doc["claims"][claim_id] = previous["claims"][claim_id]
+    if "latency" not in doc["options"]["claims"]:
+        doc["latency"] = previous.get("latency") or {}
+    doc["options"]["claims"] = [c.id for c in CLAIMS if c.id in doc["claims"] or c.id in doc["options"]["claims"]]
+    if kept:
+        print(f"keeping {len(kept)} claim(s) finished earlier in {out}: {', '.join(kept)}", file=sys.stderr)
+
+
+def identities_manifest(session) -> str | None:
+    """The manifest the references came from (the report's image grid shows them); None on synthetic."""
+    if session.profile == "synthetic":
+        return None
+    if session.options.identities:
+        return str(Path(session.options.identities).resolve())
+    from idrift.data.identities import builtin_identity_set
+
+    return str(Path(builtin_identity_set(session.cache_dir)).resolve())
+
+
+def outcome_dict(outcome) -> dict:
+    e = outcome.expect
+    return {"metric": e.metric, "op": e.op, "value": e.value, "profiles": list(e.profiles), "why": e.why,
+            "status": outcome.status, "measured": outcome.measured, "reason": outcome.reason}
+
+
+def claim_entry(session, result, keys: list[str]) -> dict:
+    claim = result.claim
+    return {
+        "title": claim.title, "paper": claim.paper, "protocol": claim.protocol,
+        "figures": result.figures, "samples": result.samples, "notes": result.notes,
+        "n_records": result.n_records, "n_failed": result.n_failed,
+        "expectations": [outcome_dict(o) for o in session.outcomes[claim.id]],
+        "spec_keys": keys,
+        "provenance": session.provenance,  # every number written carries where it came from
+    }
+
+
+def write_results(out: Path, doc: dict) -> Path:
+    """Atomically (temp file + rename): Ctrl-C never leaves half a results.json."""
+    path = out / RESULTS_FILE
+    text = json.dumps(doc, indent=1, sort_keys=True, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{RESULTS_FILE}.", suffix=".tmp", dir=out)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# ------------------------------------------------------------------------------------------- summary
+
+SUMMARY_WIDTH = 30  # claim-id column
+
+
+def any_failed(doc: dict) -> bool:
+    require_real = doc["options"].get("require_real", False)
+    return any(o["status"] == "fail" or (require_real and o["status"] == "skip")
+               for entry in doc["claims"].values() for o in entry["expectations"])
+
+
+def claim_verdict(entry: dict, require_real: bool = False) -> str:
+    statuses = [o["status"] for o in entry["expectations"]]
+    if "fail" in statuses or (require_real and "skip" in statuses):
+        return "FAIL"
+    return "PASS" if "pass" in statuses else "SKIP"
+
+
+def key_figures(entry: dict) -> dict[str, float]:
+    """What the one-screen summary shows: the figures the expectations judge, and the latencies."""
+    figures = entry["figures"]
+    keys = [o["metric"] for o in entry["expectations"]]
+    keys += [k for k in sorted(figures) if k.startswith("latency_s[")]
+    return {k: figures[k] for k in dict.fromkeys(keys) if k in figures}
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def no_faces(entry: dict) -> bool:
+    """True when ID_sim was measured but no generated image had a face (every detection rate 0)."""
+    rates = [v for k, v in entry["figures"].items() if k.startswith("detection_rate[")]
+    return bool(rates) and max(rates) == 0.0
+
+
+def summary(doc: dict) -> str:
+    require_real = doc["options"].get("require_real", False)
+    incomplete = "" if doc["complete"] else " (INCOMPLETE: rerun the same command to resume)"
+    lines = [f"\nprofile {doc['options']['profile']}, tier {doc['options']['tier']}{incomplete}"]
+    reasons: dict[str, int] = {}
+    for claim_id in [c.id for c in CLAIMS if c.id in doc["claims"]]:
+        entry = doc["claims"][claim_id]
+        shown = "  ".join(f"{k}={_fmt(v)}" for k, v in key_figures(entry).items()) or "(no figures)"
+        lines.append(f"{claim_verdict(entry, require_real):4}  {claim_id:{SUMMARY_WIDTH}} {shown}")
+        for o in entry["expectations"]:
+            expect = f"{o['metric']} {o['op']} {o['value']:g}"
+            line = f"        {o['status']:4}  {expect}  (measured {_fmt(o['measured'])})"
+            if o["status"] == "skip":
+                number = reasons.setdefault(o["reason"], len(reasons) + 1)
+                line += f"  skipped [{number}]"
+            elif o["reason"]:
+                line += f"  {o['reason']}"
+            lines.append(line)
+        if entry["n_failed"]:
+            lines.append(f"        {entry['n_failed']} of {entry['n_records']} samples failed (see the store)")
+        if no_faces(entry):
+            lines.append("        no generated image has a face: ID_sim is 0 by the aggregation rule")
+    if reasons:
+        lines.append("skipped because:")
+        lines += [f"  [{n}] {reason}" for reason, n in reasons.items()]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------- reading a run back
+
+
+@dataclass
+class Run:
+    """A run directory, read back. `results()` re-evaluates every claim from the store."""
+
+    path: Path
+    doc: dict
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def profile(self) -> str:
+        return self.doc["options"]["profile"]
+
+    @property
+    def tier(self) -> str:
+        return self.doc["options"]["tier"]
+
+    @property
+    def aggregation(self) -> str:
+        return self.doc["options"]["aggregation"]
+
+    @property
+    def provenance(self) -> dict:
+        return self.doc["provenance"]
+
+    @property
+    def latency(self) -> dict:
+        return self.doc.get("latency") or {}
+
+    @property
+    def claims(self) -> list[Claim]:
+        """The finished claims, in the paper's order (results.json sorts its keys)."""
+        return [claim for claim in CLAIMS if claim.id in self.doc["claims"]]
+
+    @property
+    def store_path(self) -> Path:
+        return self.path / self.doc.get("store", STORE_DIR)
+
+    def open_store(self):
+        """The run's store, read-only; None when it is gone (results.json alone then)."""
+        from idrift.store import ResultsStore
+
+        if not (self.store_path / "results.sqlite").is_file():
+            return None
+        return ResultsStore(self.store_path, readonly=True)
+
+    def records(self, claim_id: str, store=None) -> list[dict] | None:
+        """The claim's per-sample records, as idrift.evaluate reads them; None if the store lacks any."""
+        own = store is None
+        store = store or self.open_store()
+        if store is None:
+            return None
+        try:
+            out = []
+            for key in self.doc["claims"][claim_id]["spec_keys"]:
+                record = store.get(key)
+                if record is None:
+                    return None
+                # The shape of idrift.runner.as_record (not imported: the runner pulls in torch).
+                out.append({"spec": record.spec, "status": record.status, "error": record.error,
+                            "stage_seconds": record.stage_seconds,
+                            "metrics": {name: entry["values"] for name, entry in record.metrics.items()}})
+            return out
+        finally:
+            if own:
+                store.close()
+
+    def results(self) -> dict:
+        """claim id -> ClaimResult, re-evaluated from the store's samples with the run's aggregation.
+
+        Latency figures are timings of the run, not stored samples: they come from results.json.
+        Where the store is gone or lacks samples, the claim's figures come from results.json, with
+        a note. Where re-evaluation disagrees with results.json, a note says the store changed.
+        """
+        from idrift.evaluate import ClaimResult, evaluate
+
+        out = {}
+        store = self.open_store()
+        if store is None:
+            self.notes.append(f"store {self.store_path} not found: figures taken from {RESULTS_FILE} as written")
+        try:
+            for claim in self.claims:
+                entry = self.doc["claims"][claim.id]
+                records = None if claim.id == "latency" or store is None else self.records(claim.id, store)
+                if records is None:
+                    if store is not None and claim.id != "latency":
+                        self.notes.append(f"{claim.id}: the store lacks some of its samples: figures taken "
+                                          f"from {RESULTS_FILE} as written")
+                    out[claim.id] = ClaimResult(claim=claim, figures=dict(entry["figures"]),
+                                                samples={k: dict(v) for k, v in entry["samples"].items()},
+                                                notes=list(entry["notes"]), n_records=entry["n_records"],
+                                                n_failed=entry["n_failed"])
+                    continue
+                result = evaluate(claim, records, aggregation=self.aggregation)
+                changed = sorted(k for k in result.figures.keys() | entry["figures"].keys()
+                                 if result.figures.get(k) != entry["figures"].get(k))
+                if changed:
+                    self.notes.append(f"{claim.id}: re-evaluated from the store, {len(changed)} figure(s) differ "
+                                      f"from {RESULTS_FILE} (the store changed since the run): {', '.join(changed[:5])}")
+                out[claim.id] = result
+        finally:
+            if store is not None:
+                store.close()
+        return out
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """Read RUN_DIR/results.json; every problem is an IdriftError that says what to do."""
+    path = Path(path)
+    if not path.is_dir():
+        raise IdriftError(f"run directory {path} does not exist; create one with `idrift run --out {path}`")
+    file = path / RESULTS_FILE
+    if not file.is_file():
+        raise IdriftError(f"{path} has no {RESULTS_FILE}: not a run directory, or its run stopped before the "
+                          f"first claim finished; run `idrift run --out {path}` (it resumes)")
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IdriftError(f"{file} cannot be read ({exc}); rerun `idrift run --out {path}`") from None
+    if not isinstance(doc, dict) or doc.get("run_format") != RUN_FORMAT:
+        found = doc.get("run_format") if isinstance(doc, dict) else None
+        raise IdriftError(f"{file}: run_format {found!r}, this idrift reads {RUN_FORMAT}; rerun `idrift run`")
+    unknown = [c for c in doc.get("claims", {}) if c not in CLAIMS_BY_ID]
+    if unknown:
+        raise IdriftError(f"{file}: unknown claim(s) {', '.join(unknown)} (written by another idrift version?)")
+    if not doc["claims"]:
+        raise IdriftError(f"{file} holds no finished claim; run `idrift run --out {path}` (it resumes)")
+    run = Run(path=path, doc=doc)
+    if not doc.get("complete"):
+        run.notes.append(f"the run in {path} is incomplete ({len(doc['claims'])} of "
+                         f"{len(doc['options']['claims'])} claims): rerun its command to finish it")
+    return run
+
+
+def session_from_run(run: Run, baseline: str | None = None):
+    """A BenchmarkSession that holds a finished run's results, so `compare` and `bless` use the very
+    gate and baseline code of the pytest path. Nothing is generated and no model is built."""
+    from idrift.evaluate import check_expectations
+    from idrift.session import SKIP_REASONS, BenchmarkSession, SessionOptions
+
+    session = BenchmarkSession(SessionOptions(profile=run.profile, tier=run.tier, baseline=baseline,
+                                              aggregation=run.aggregation, store=str(run.store_path)))
+    # `provenance` is a cached_property that would build the models to fingerprint them. Seeding it
+    # with the run's provenance is both cheaper and right: the numbers came from that run.
+    session.__dict__["provenance"] = run.provenance
+    session.latency = run.latency
+    for claim_id, result in run.results().items():
+        session.results[claim_id] = result
+        session.outcomes[claim_id] = check_expectations(result, session.profile, SKIP_REASONS)
+    return session

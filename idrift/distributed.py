@@ -1,0 +1,93 @@
+"""One GPU per pytest-xdist worker: `pytest -n N benchmarks` on a machine with N GPUs.
+
+xdist names its workers gw0, gw1, ...; worker gwK runs on GPU K mod (number of visible GPUs). The
+pin is made by narrowing `CUDA_VISIBLE_DEVICES` to that one GPU in the worker process, before
+anything initialises CUDA, so every library in the worker (torch, onnxruntime, ...) sees exactly
+one GPU, as `cuda:0`, and the session's device "cuda" needs no index. With more workers than GPUs
+several workers share a GPU (K mod count); a `CUDA_VISIBLE_DEVICES` set by the user (a list of
+indices or UUIDs) is respected: the workers share out the GPUs it lists.
+
+Counting GPUs does not initialise CUDA: `torch.cuda.device_count()` asks NVML first. Only when NVML
+is unavailable does torch fall back to the CUDA driver, after which `CUDA_VISIBLE_DEVICES` no longer
+applies to this process; the pin then selects the device with `torch.cuda.set_device` instead.
+
+Example (no torch needed):
+    >>> choose_gpu("gw3", ["0", "1"])
+    '1'
+    >>> choose_gpu("gw0", []) is None  # no GPU: nothing to pin
+    True
+    >>> choose_gpu(None, ["0", "1"]) is None  # not an xdist worker
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from idrift.errors import IdriftError
+
+WORKER_ENV = "PYTEST_XDIST_WORKER"  # set by pytest-xdist in each worker process: gw0, gw1, ...
+PINNED_ENV = "IDRIFT_WORKER_GPU"  # set by pin_xdist_worker: the GPU (index or UUID) this worker got
+
+_WORKER_ID = re.compile(r"gw(\d+)")
+
+
+def worker_index(worker_id: str | None) -> int | None:
+    """K of an xdist worker id "gwK"; None outside xdist (no id, or the controller's "master")."""
+    if not worker_id or worker_id == "master":
+        return None
+    match = _WORKER_ID.fullmatch(worker_id)
+    if match is None:
+        raise IdriftError(f"{WORKER_ENV}={worker_id!r} is not a pytest-xdist worker id (gw0, gw1, ...)")
+    return int(match.group(1))
+
+
+def choose_gpu(worker_id: str | None, visible: list[str]) -> str | None:
+    """The entry of `visible` (GPU indices or UUIDs, in CUDA order) that worker `worker_id` uses."""
+    index = worker_index(worker_id)
+    if index is None or not visible:
+        return None
+    return visible[index % len(visible)]
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries, without initialising CUDA."""
+    import torch
+
+    count = torch.cuda.device_count()  # NVML: no CUDA initialisation
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return [str(i) for i in range(count)]
+    # CUDA ignores everything from the first invalid entry on; device_count() has counted the valid ones.
+    return [entry.strip() for entry in listed.split(",")][:count]
+
+
+def pin_xdist_worker(worker_id: str | None = None) -> str | None:
+    """Pin this pytest-xdist worker to its GPU; return that GPU's CUDA_VISIBLE_DEVICES entry.
+
+    Returns None (and changes nothing) outside xdist or on a machine without a GPU. Must run before
+    anything initialises CUDA in this process (the plugin calls it first thing in pytest_configure).
+    """
+    worker_id = worker_id if worker_id is not None else os.environ.get(WORKER_ENV)
+    index = worker_index(worker_id)
+    if index is None:
+        return None
+    import torch
+
+    if torch.cuda.is_initialized():
+        raise IdriftError(
+            f"xdist worker {worker_id}: CUDA was initialised before idrift could pin the worker to one GPU; "
+            "something imported at startup (a conftest or plugin) uses CUDA. Move that work into a fixture or test"
+        )
+    visible = visible_gpus()
+    chosen = choose_gpu(worker_id, visible)
+    if chosen is None:
+        return None
+    os.environ["CUDA_VISIBLE_DEVICES"] = chosen
+    if torch.cuda.device_count() != 1:
+        # NVML was unavailable and counting initialised the CUDA driver with every GPU visible, so
+        # the variable no longer applies here: make the worker's GPU the current device instead.
+        torch.cuda.set_device(index % len(visible))
+    os.environ[PINNED_ENV] = chosen
+    return chosen

@@ -1,0 +1,282 @@
+"""Scale-out as a user runs it: `pytest -n 2 benchmarks`, `--idrift-shard i/n`, `idrift merge`, real
+subprocess runs of the benchmarks on the tiny profile (CPU).
+
+The runs are the expensive part (about 15 s of start-up each, then the samples), so the module runs
+them once, two at a time on the two cores, and the tests read their stores:
+    serial   pytest benchmarks -k guidance                    (the reference: one process)
+    xdist    pytest -n 2 benchmarks -k guidance               (two workers writing one store at once)
+    shard i  pytest benchmarks -k guidance --idrift-shard i/2 (i = 0, 1)
+    merged   idrift merge shard0 shard1 --out merged, then pytest benchmarks -k guidance --idrift-store merged
+`guidance` is the cheapest family: 30 FLUX.1-schnell samples of 64 px, one claim (figure 5).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from idrift.config import RunSpec
+from idrift.distributed import choose_gpu, worker_index
+from idrift.errors import IdriftError
+from idrift.runner import _run_key
+from idrift.sharding import in_shard
+from idrift.store import ResultsStore
+
+REPO = Path(__file__).resolve().parents[1]
+FAMILY = "guidance"
+TIMEOUT_S = 600
+
+
+def _env(cache: Path) -> dict[str, str]:
+    # A clean environment: an outer pytest-xdist run (PYTEST_XDIST_WORKER) or a user's IDRIFT_STORE,
+    # IDRIFT_SHARD, ... must not leak into the runs under test.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "IDRIFT_"))}
+    env["IDRIFT_CACHE"] = str(cache)  # nothing of the tests lands in the repository's .idrift
+    return env
+
+
+def _pytest(cache: Path, store: Path, *args: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "pytest", "benchmarks", "-p", "no:cacheprovider", "-k", FAMILY,
+           "--idrift-store", str(store), *args]
+    return subprocess.Popen(cmd, cwd=REPO, env=_env(cache), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _idrift(cache: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "idrift.cli", *args], cwd=REPO, env=_env(cache),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+
+
+def _finish(proc: subprocess.Popen) -> str:
+    try:
+        output, _ = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+        raise AssertionError(f"{' '.join(proc.args)} ran past {TIMEOUT_S} s:\n{output[-4000:]}") from None
+    assert proc.returncode == 0, f"{' '.join(proc.args)} exited {proc.returncode}:\n{output[-6000:]}"
+    return output
+
+
+def snapshot(store_path: Path) -> dict[str, tuple]:
+    """Per sample: status, image pixel hash and every metric's version and values."""
+    store = ResultsStore(store_path, readonly=True)
+    try:
+        return {r.spec_key: (r.status, r.image_sha256, {m: (v["version"], v["values"]) for m, v in r.metrics.items()})
+                for r in store.samples(status=None)}
+    finally:
+        store.close()
+
+
+def rows(store_path: Path) -> tuple[list[tuple], list[tuple]]:
+    """The samples and metrics tables as stored (run ids and creation times included)."""
+    with sqlite3.connect(f"{(store_path / 'results.sqlite').as_uri()}?mode=ro", uri=True) as conn:
+        samples = conn.execute("SELECT spec_key, image_sha256, run_id, created FROM samples ORDER BY spec_key").fetchall()
+        metrics = conn.execute('SELECT spec_key, metric, version, "values", run_id, created FROM metrics '
+                               "ORDER BY spec_key, metric").fetchall()
+    return samples, metrics
+
+
+@dataclass
+class Runs:
+    root: Path
+    cache: Path
+    serial: Path
+    xdist: Path
+    shards: list[Path]
+    merged: Path
+    xdist_output: str
+    shard_outputs: list[str]
+    merge_output: str
+    merged_before: tuple  # rows(merged) after `idrift merge`, before the claims ran on it
+    compare_output: str
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Runs:
+    root = tmp_path_factory.mktemp("scale_out")
+    cache = root / "cache"
+    serial, xdist, merged = root / "serial", root / "xdist", root / "merged"
+    shards = [root / "shard0", root / "shard1"]
+    # Materialise the identity set once, so the concurrent runs below only read it.
+    from idrift.data.identities import builtin_identity_set
+
+    builtin_identity_set(cache)
+
+    # Two at a time on two cores. Round 1: the reference and both shards.
+    serial_run = _pytest(cache, serial, "-q", "--idrift-fresh")
+    shard_runs = [_pytest(cache, shard, "-q", "-rs", "--idrift-fresh", "--idrift-shard", f"{i}/2")
+                  for i, shard in enumerate(shards)]
+    shard_outputs = [_finish(proc) for proc in shard_runs]
+    # Round 2: two workers into one store, while the shards are merged and judged.
+    xdist_run = _pytest(cache, xdist, "-v", "-n", "2", "--idrift-fresh")
+    merge = _idrift(cache, "merge", *map(str, shards), "--out", str(merged))
+    assert merge.returncode == 0, merge.stdout + merge.stderr
+    merged_before = rows(merged)
+    compare_output = _finish(_pytest(cache, merged, "-q"))
+    _finish(serial_run)
+    xdist_output = _finish(xdist_run)
+    return Runs(root, cache, serial, xdist, shards, merged, xdist_output, shard_outputs, merge.stdout,
+                merged_before, compare_output)
+
+
+def test_the_reference_run_holds_the_whole_grid(runs):
+    reference = snapshot(runs.serial)
+    assert len(reference) == 30  # 2 identities x 3 prompts x 5 guidance scales, smoke tier
+    assert all(status == "ok" for status, _, _ in reference.values())
+    assert all({"pixels", "id_sim"} <= set(metrics) for _, _, metrics in reference.values())
+
+
+def test_two_xdist_workers_give_the_same_samples_as_one_process(runs):
+    assert snapshot(runs.xdist) == snapshot(runs.serial)
+    assert "figure5_guidance" in runs.xdist_output and "PASS" in runs.xdist_output  # the claim summary came back
+
+
+def test_xdist_workers_share_one_store_safely(runs):
+    # Both workers wrote into one SQLite store at once (the claim test generates the samples it finds
+    # missing while the other worker generates them too); the file is sound and nothing is lost.
+    store = ResultsStore(runs.xdist, readonly=True)
+    try:
+        assert store.integrity_check() == "ok"
+        worker_runs = store.runs()
+        writers = {r.run_id for r in store.samples(status=None)} | {
+            m["run_id"] for r in store.samples(status=None) for m in r.metrics.values()}
+    finally:
+        store.close()
+    assert len(worker_runs) == 2, "each worker opens the store once; the controller never opens it"
+    assert len(writers) == 2, f"expected both workers to have written samples or metrics, got runs {writers}"
+
+
+def test_xdist_keeps_a_group_on_one_worker_by_default(runs):
+    # `-n 2` without --dist: the plugin picks --dist loadgroup, so the samples of one backbone (all
+    # FLUX.1-schnell here) run on one worker and the claim test on the other.
+    lines = re.findall(r"\[(gw\d)\] \[\s*\d+%\] PASSED \S+::(test_\w+)", runs.xdist_output)
+    sample_workers = {worker for worker, test in lines if test == "test_sample"}
+    assert len([1 for _, test in lines if test == "test_sample"]) == 30, runs.xdist_output[-3000:]
+    assert len(sample_workers) == 1, f"samples of one group ran on {sorted(sample_workers)}"
+
+
+def test_shards_partition_the_grid(runs):
+    reference = set(snapshot(runs.serial))
+    shard_keys = [set(snapshot(shard)) for shard in runs.shards]
+    assert all(shard_keys), "each shard holds some samples"
+    assert not shard_keys[0] & shard_keys[1], "a sample ran in both shards"
+    assert shard_keys[0] | shard_keys[1] == reference
+    for i, shard in enumerate(runs.shards):
+        store = ResultsStore(shard, readonly=True)
+        try:
+            specs = [RunSpec(**r.spec) for r in store.samples(status=None)]
+        finally:
+            store.close()
+        assert all(in_shard(_run_key(spec), i, 2) for spec in specs)
+
+
+def test_shard_jobs_leave_the_claims_to_the_merged_store(runs):
+    for output in runs.shard_outputs:
+        assert re.search(r"SKIPPED \[1\] \S+: --idrift-shard: this job runs only its shard's samples", output), output
+
+
+def test_merged_shards_equal_the_unsharded_run(runs):
+    assert snapshot(runs.merged) == snapshot(runs.serial)
+    assert "added 30 samples" in runs.merge_output and "0 samples held by more than one store" in runs.merge_output
+
+
+def test_claims_on_the_merged_store_generate_nothing(runs):
+    # The compare run found every sample and every metric: no row was added or rewritten.
+    assert rows(runs.merged) == runs.merged_before
+    assert re.search(r"\b31 passed", runs.compare_output) and "-> PASS" in runs.compare_output
+
+
+def test_merge_refuses_a_conflicting_duplicate(runs, tmp_path):
+    tampered = tmp_path / "tampered"
+    shutil.copytree(runs.shards[0], tampered)
+    with sqlite3.connect(tampered / "results.sqlite") as conn:
+        key, values = conn.execute("SELECT spec_key, \"values\" FROM metrics WHERE metric = 'pixels' "
+                                   "ORDER BY spec_key LIMIT 1").fetchone()
+        conn.execute("UPDATE metrics SET \"values\" = ? WHERE spec_key = ? AND metric = 'pixels'",
+                     (values.replace('"pixel_mean":', '"pixel_mean":1'), key))
+    out = tmp_path / "out"
+    proc = _idrift(runs.cache, "merge", str(runs.shards[0]), str(tampered), "--out", str(out))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("idrift merge: error: merge refused: spec key " + key), proc.stderr
+    assert "value of metric 'pixels'" in proc.stderr and str(tampered) in proc.stderr
+    assert snapshot(out) == {}, "a refused merge writes nothing"
+
+
+def test_merge_usage_errors_are_one_line(runs, tmp_path):
+    for args, message in (
+        ([str(tmp_path / "missing")], "is not a results store"),
+        ([str(runs.shards[0]), str(runs.shards[0])], "a store is given twice"),
+    ):
+        proc = _idrift(runs.cache, "merge", *args, "--out", str(tmp_path / "out"))
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    proc = _idrift(runs.cache, "merge", str(runs.shards[0]), "--out", str(runs.shards[0]))
+    assert proc.returncode == 2 and "is also a source" in proc.stderr
+
+
+# ---- GPU pinning: the choice is plain code; the pin itself needs GPUs (see test_workers_get_distinct_gpus).
+
+def test_worker_gpu_choice():
+    assert worker_index("gw0") == 0 and worker_index("gw12") == 12
+    assert worker_index(None) is None and worker_index("master") is None
+    with pytest.raises(IdriftError, match="not a pytest-xdist worker id"):
+        worker_index("worker-1")
+    gpus = ["0", "1", "2", "3"]
+    assert [choose_gpu(f"gw{k}", gpus) for k in range(6)] == ["0", "1", "2", "3", "0", "1"]
+    assert choose_gpu("gw1", ["GPU-aaaa", "GPU-bbbb"]) == "GPU-bbbb"  # a user's CUDA_VISIBLE_DEVICES, as given
+    assert choose_gpu("gw1", []) is None and choose_gpu(None, gpus) is None
+
+
+def test_pin_changes_nothing_outside_xdist_or_without_a_gpu(tmp_path):
+    code = ("import os; from idrift.distributed import pin_xdist_worker; import torch; "
+            "print(pin_xdist_worker(), os.environ.get('CUDA_VISIBLE_DEVICES'), torch.cuda.device_count())")
+    env = _env(tmp_path)
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    outside = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert outside.stdout.split()[:2] == ["None", "None"]
+    if outside.stdout.split()[2] == "0":  # no GPU: a worker is not pinned either
+        worker = subprocess.run([sys.executable, "-c", code], env={**env, "PYTEST_XDIST_WORKER": "gw1"},
+                                capture_output=True, text=True, check=True)
+        assert worker.stdout.split() == ["None", "None", "0"]
+
+
+WORKER_GPU_TEST = """
+import os
+from pathlib import Path
+
+import torch
+
+
+def test_gpu(worker_id):
+    # What this worker sees: how many GPUs, and which physical one is its cuda:0.
+    seen = f"{os.environ.get('CUDA_VISIBLE_DEVICES')} {torch.cuda.device_count()} {torch.cuda.get_device_properties(0).uuid}"
+    (Path(__file__).parent / f"{worker_id}.seen").write_text(seen)
+"""
+
+
+@pytest.mark.gpu
+def test_workers_get_distinct_gpus(tmp_path):
+    """On a machine with two or more GPUs: `pytest -n 2` with the idrift plugin gives each worker its own."""
+    import torch
+
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two GPUs")
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["idrift.pytest_plugin"]\n')
+    (tmp_path / "test_gpu.py").write_text(WORKER_GPU_TEST)
+    env = _env(tmp_path / "cache")
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", str(tmp_path)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seen = {w: (tmp_path / f"{w}.seen").read_text().split() for w in ("gw0", "gw1")}
+    assert seen["gw0"][:2] == ["0", "1"] and seen["gw1"][:2] == ["1", "1"], seen  # one GPU each: 0 and 1
+    assert seen["gw0"][2] != seen["gw1"][2], f"both workers ran on the same physical GPU: {seen}"
