@@ -147,6 +147,15 @@ class BenchmarkSession:
 
         return load_real_bundle(self.weight_paths, device=self.device)
 
+    def check_real_weights(self) -> None:
+        """Every missing or malformed weight, in one error, before any work starts."""
+        from idrift.errors import WeightsError
+        from idrift.models.paths import check_weights, weights_problem_report
+
+        report = weights_problem_report(check_weights(self.weight_paths))
+        if report:
+            raise WeightsError(report)
+
     @cached_property
     def weight_paths(self):
         from idrift.models.paths import resolve_weight_paths
@@ -167,7 +176,7 @@ class BenchmarkSession:
         if self.profile == "tiny":
             return make_backend("dlib")
         if self.profile == "real":
-            return make_backend("arcface", model_root=str(self.weight_paths.antelopev2))
+            return make_backend("arcface", model_root=str(self.weight_paths.location("antelopev2")))
         return None
 
     @cached_property
