@@ -193,7 +193,7 @@ CLAIMS: tuple[Claim, ...] = (
         id="latency", family="latency",
         title="FLUX.1-schnell 4 steps is about 5.9x faster than FLUX.1-dev 28 steps",
         paper="Table 1 (latency, speed-up)", protocol="wall clock per image, warm-up excluded, CUDA synchronised",
-        arms=(DEV_28, SCHNELL_4), samples=Samples(prompts=("portrait",), identities={"smoke": 1, "full": 1}),
+        arms=(DEV_28, SCHNELL_4, Arm("dev", 4)), samples=Samples(prompts=("portrait",), identities={"smoke": 1, "full": 1}),
         summary="latency",
         expectations=(Expect("speedup", ">=", 4.0, ("synthetic", "real"),
                              why="28 vs 4 steps of the same transformer (paper 5.9x); CPU timings of tiny models are not judged"),),
@@ -225,4 +225,4 @@ def get_claims(names: str | list[str]) -> list[Claim]:
             out.extend(claims_in_family(name))
         else:
             raise IdriftError(f"unknown claim {name!r}; known claims: {', '.join(CLAIMS_BY_ID)}; families: {', '.join(FAMILIES)}")
-    return list(dict.fromkeys(out))
+    return list({claim.id: claim for claim in out}.values())  # de-duplicated by id: a Claim is not hashable

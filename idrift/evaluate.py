@@ -92,6 +92,13 @@ def _mean(values: dict[str, float]) -> float | None:
     return float(np.mean(list(values.values()))) if values else None
 
 
+def _spearman(x: list[float], y: list[float]) -> float | None:
+    """Rank correlation; undefined (None) when either side is constant."""
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    return float(stats.spearmanr(x, y).statistic)
+
+
 def _paired_delta(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
     """b - a over the sample keys both have."""
     return {k: b[k] - a[k] for k in sorted(a.keys() & b.keys())}
@@ -180,8 +187,7 @@ def summary_drift(result: ClaimResult, table: Table) -> None:
     b_curve, t_curve = _curve(table, budget), _curve(table, trajectory)
     common = sorted(b_curve.keys() & t_curve.keys())
     if len(common) >= 3:
-        result.figures["mode_agreement_spearman"] = float(stats.spearmanr([b_curve[s] for s in common],
-                                                                          [t_curve[s] for s in common]).statistic)
+        _put(result, "mode_agreement_spearman", value=_spearman([b_curve[s] for s in common], [t_curve[s] for s in common]))
     last_b, last_t = table.by_arm.get(budget[-1].name, {}), table.by_arm.get(trajectory[-1].name, {})
     pairs = [(last_b[k], last_t[k]) for k in last_b.keys() & last_t.keys()]
     if pairs:
@@ -207,18 +213,21 @@ def summary_guidance(result: ClaimResult, table: Table) -> None:
         result.figures["samples_varying_with_guidance"] = float(varying)
     if id_ranges:
         result.figures["id_sim_range"] = float(max(id_ranges))
+    _put(result, "id_sim_mean", {f"{k}|{n}": v for n in names for k, v in table.values(n, "id_sim").items()})
 
 
 def summary_alpha(result: ClaimResult, table: Table) -> None:
-    drifts = []
+    drifts, peaks = [], []
     for alpha in sorted({a.alpha for a in result.claim.arms}):
         figures = _drift_figures(_curve(table, [a for a in result.claim.arms if a.alpha == alpha]))
         if figures:
             result.figures[f"drift[a{alpha:g}]"] = figures["drop"]
             result.figures[f"peak_step[a{alpha:g}]"] = figures["peak_step"]
             drifts.append(figures["drop"])
+            peaks.append(figures["peak_step"])
     if drifts:
         result.figures["min_drift"], result.figures["max_drift"] = float(min(drifts)), float(max(drifts))
+        result.figures["max_peak_step"] = float(max(peaks))
 
 
 def summary_prompt_complexity(result: ClaimResult, table: Table) -> None:
@@ -241,8 +250,7 @@ def summary_prompt_complexity(result: ClaimResult, table: Table) -> None:
             result.figures[f"schnell_drift[{prompt}]"] = s["drop"]
     if len(dev_drift) >= 3:
         order = sorted(dev_drift, key=lambda p: tiers[p])
-        result.figures["tier_drift_spearman"] = float(stats.spearmanr([tiers[p] for p in order],
-                                                                      [dev_drift[p] for p in order]).statistic)
+        _put(result, "tier_drift_spearman", value=_spearman([tiers[p] for p in order], [dev_drift[p] for p in order]))
     if schnell_drift:
         result.figures["schnell_drift_max"] = float(max(schnell_drift.values()))
 
