@@ -1,0 +1,444 @@
+"""Speed-ups for an `InfiniteYouPipeline`, applied in place: `accelerate(pipeline, mode)`.
+
+Two modes, never mixed up:
+
+* ``"lossless"`` (the default) changes how the same function is computed, not what it computes; the
+  image moves only by bf16 reassociation noise (benchmarks/test_speed.py measures how much):
+    - regional compilation: every repeated transformer block of the backbones and of InfuseNet
+      (`FluxTransformerBlock`, `FluxSingleTransformerBlock`) is compiled in place with
+      ``block.compile(fullgraph=True, dynamic=False)``. All blocks of one class share one compiled graph
+      per input shape (the backbone's 512 text tokens, InfuseNet's 8 identity tokens), so compiling costs
+      seconds per class, not per block; a backbone built later by the bundle is compiled the same way;
+    - cuDNN attention first in PyTorch's SDPA priority order (CUDA only, and only after a probe shows that
+      cuDNN's output is as close to an fp32 reference as the flash kernel's is);
+    - the VAE in channels_last with its decoder and encoder compiled.
+  Compiled code is cached on disk by inductor's FX-graph and autotuning caches under
+  ``TORCHINDUCTOR_CACHE_DIR`` (we set ``$IDRIFT_CACHE/inductor``, default ``~/.cache/idrift/inductor``, when
+  the variable is unset), so a second process on the same machine compiles in a fraction of the time.
+  Compilation happens on the first call; `warm_up` runs it and records its cost apart from steady-state
+  latency. On a CPU, ``compile="auto"`` skips compiling (reported, with the reason); ``compile=True`` forces it.
+
+* ``"lossy"`` (explicit only): everything above plus fp8 (e4m3) matrix products for the large Linear
+  layers inside the repeated blocks (`Fp8Linear`: weights quantised once per output channel, activations
+  per row at run time, `torch._scaled_mm`). The result dict, `provenance(pipeline)` and
+  `pipeline.acceleration` carry ``"lossy": True`` and the label ``"lossy"``; `require_lossless` lets
+  identity baselines refuse such a pipeline. The fp8 conversion replaces the weights: it cannot be undone
+  (rebuild the bundle), and it needs a CUDA GPU with fp8 tensor cores (sm_89+).
+
+Measured (H100 80GB, synthetic profile, 864x1152 bf16, end to end with caches cleared each round,
+benchmarks/test_speed.py, all three modes in one process, torch 2.11, cuDNN 9.19):
+    reference  schnell-4 1.187 s, dev-28 6.614 s, peak 66.5 GB
+    lossless   schnell-4 0.785 s (1.51x), dev-28 4.870 s (1.36x), peak 65.4 GB; compile 62.7 s cold cache
+               (blocks ~20 s, VAE encoder ~23 s, decoder ~18 s); latent rel. diff 0.0056 vs a noise floor
+               of 0.0045 (flash -> memory-efficient attention), max pixel diff 6 (floor 6)
+    lossy      schnell-4 0.720 s (1.65x), dev-28 4.113 s (1.61x), peak 46.1 GB, 934 fp8 layers; compile
+               32 s (VAE from the warm cache)
+Random weights make near-noise images, so these pixel diffs cannot judge fp8's effect on real faces.
+
+Example (CPU, tiny profile: nothing is compiled unless forced):
+    >>> from idrift.models.tiny import build_tiny_bundle
+    >>> from idrift.pipeline.infinite_you import InfiniteYouPipeline
+    >>> pipe = InfiniteYouPipeline(build_tiny_bundle())
+    >>> report = accelerate(pipe, "lossless")
+    >>> report["mode"], report["lossy"], "compile" in report["skipped"]
+    ('lossless', False, True)
+    >>> restore(pipe)["mode"]
+    'eager'
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from idrift.errors import IdriftError
+
+MODES = ("lossless", "lossy")
+REPEATED_BLOCKS = ("FluxTransformerBlock", "FluxSingleTransformerBlock")
+FP8_MAX = 448.0  # largest finite float8_e4m3fn
+FP8_MIN_FEATURES = 1024  # smaller Linear layers gain nothing from fp8
+RECOMPILE_LIMIT = 64  # per code object: block classes x input shapes x (bf16, fp8) stays far below
+
+
+class AccelerationError(IdriftError):
+    """A speed-up cannot be applied here (wrong mode, no GPU for fp8, already lossy...)."""
+
+
+# ---- compile cache -------------------------------------------------------------------------------
+def configure_compile_cache(cache_dir: str | os.PathLike | None = None) -> str:
+    """Point inductor's on-disk caches at a persistent folder and turn them on; returns the folder.
+
+    Precedence: `cache_dir`, then an existing ``TORCHINDUCTOR_CACHE_DIR``, then ``$IDRIFT_CACHE/inductor``,
+    then ``~/.cache/idrift/inductor``. The FX-graph cache keys compiled graphs by graph, shapes, torch
+    version and device, so a later run of the same blocks reuses them (no codegen, no Triton autotuning)."""
+    if cache_dir is not None:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir)
+    elif "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        base = os.environ.get("IDRIFT_CACHE")
+        folder = Path(base) / "inductor" if base else Path.home() / ".cache" / "idrift" / "inductor"
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+    folder = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    import torch._inductor.config as inductor_config
+
+    inductor_config.fx_graph_cache = True
+    if hasattr(inductor_config, "autotune_local_cache"):
+        inductor_config.autotune_local_cache = True
+    return folder
+
+
+# ---- fp8 Linear --------------------------------------------------------------------------------
+def quantize_fp8(x: torch.Tensor, dim: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """x -> (x_fp8, scale) with x ~= x_fp8 * scale; one scale per slice along `dim` (None: one in all)."""
+    amax = x.abs().amax() if dim is None else x.abs().amax(dim=dim, keepdim=True)
+    scale = amax.float().clamp(min=1e-12) / FP8_MAX
+    q = (x.float() / scale).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
+    return q, scale
+
+
+class Fp8Linear(nn.Module):
+    """A frozen `nn.Linear` with e4m3 weights: y = (x_q * s_x) @ (w_q * s_w)^T + b.
+
+    ``scaling="rowwise"``: one weight scale per output channel, one activation scale per row (token);
+    ``"tensorwise"``: one scale each. On CUDA the product is `torch._scaled_mm` (fp8 tensor cores, fp32
+    accumulation, bf16 out); elsewhere it is emulated by dequantising (same numbers up to accumulation order),
+    which lets CPU tests check the quantisation.
+    """
+
+    def __init__(self, weight_fp8: torch.Tensor, weight_scale: torch.Tensor, bias: torch.Tensor | None,
+                 out_dtype: torch.dtype, scaling: str):
+        super().__init__()
+        self.out_features, self.in_features = weight_fp8.shape
+        self.out_dtype = out_dtype
+        self.scaling = scaling
+        self.register_buffer("weight", weight_fp8)  # (out, in), row-major: .t() is the column-major mat2
+        self.register_buffer("weight_scale", weight_scale)  # (1, out) rowwise, () tensorwise; float32
+        self.register_buffer("bias", bias)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, scaling: str = "rowwise") -> Fp8Linear:
+        if scaling not in ("rowwise", "tensorwise"):
+            raise ValueError(f"Fp8Linear scaling must be 'rowwise' or 'tensorwise', got {scaling!r}")
+        w = linear.weight.detach()
+        q, scale = quantize_fp8(w, dim=1 if scaling == "rowwise" else None)
+        scale = scale.reshape(1, -1).contiguous() if scaling == "rowwise" else scale.reshape(())
+        bias = None if linear.bias is None else linear.bias.detach().clone()
+        return cls(q.contiguous(), scale, bias, w.dtype, scaling)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, fp8=e4m3, scaling={self.scaling}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        xq, xs = quantize_fp8(x2, dim=1 if self.scaling == "rowwise" else None)
+        if x.is_cuda:
+            out = torch._scaled_mm(xq, self.weight.t(), scale_a=xs, scale_b=self.weight_scale,
+                                   out_dtype=self.out_dtype)
+        else:
+            out = ((xq.float() * xs) @ (self.weight.float() * self.weight_scale.reshape(-1, 1)).t()).to(self.out_dtype)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*lead, self.out_features)
+
+
+def _fp8_candidates(block: nn.Module) -> list[tuple[nn.Module, str, nn.Linear]]:
+    """Large Linear layers of a block that see many tokens. AdaLayerNorm projections ('norm' in the
+    name) see one row (the timestep embedding): fp8 would only add quantisation cost there."""
+    out = []
+    for name, module in block.named_modules():
+        for child_name, child in module.named_children():
+            full = f"{name}.{child_name}" if name else child_name
+            if (type(child) is nn.Linear and "norm" not in full and min(child.in_features, child.out_features) >= FP8_MIN_FEATURES
+                    and child.in_features % 16 == 0 and child.out_features % 16 == 0):
+                out.append((module, child_name, child))
+    return out
+
+
+def _probe_scaled_mm(device: torch.device, dtype: torch.dtype) -> dict:
+    """Which fp8 scaling works on this GPU, and its error against the bf16 product (fresh random data)."""
+    gen = torch.Generator(device="cpu").manual_seed(1234)
+    x = torch.randn(256, 1024, generator=gen).to(device, dtype)
+    lin = nn.Linear(1024, 1024, device=device, dtype=dtype)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(1024, 1024, generator=gen).to(device, dtype) / 32)
+        ref = lin(x).float()
+    errors = {}
+    for scaling in ("rowwise", "tensorwise"):
+        try:
+            with torch.no_grad():
+                out = Fp8Linear.from_linear(lin, scaling)(x).float()
+            torch.cuda.synchronize(device)
+            errors[scaling] = float((out - ref).norm() / ref.norm())
+        except RuntimeError as exc:  # e.g. rowwise scaling not supported by this build / GPU
+            errors[scaling] = f"unsupported: {str(exc).splitlines()[0][:160]}"
+    usable = [s for s in ("rowwise", "tensorwise") if isinstance(errors[s], float) and errors[s] < 0.1]
+    return {"relative_error_vs_bf16": errors, "scaling": usable[0] if usable else None}
+
+
+# ---- attention ---------------------------------------------------------------------------------
+def _sdpa_error(backend, q, k, v, ref) -> float | str:
+    from torch.nn.attention import sdpa_kernel
+
+    try:
+        with sdpa_kernel([backend]):
+            out = torch.nn.functional.scaled_dot_product_attention(q, k, v).float()
+        return float((out - ref).norm() / ref.norm())
+    except RuntimeError as exc:
+        return f"unavailable: {str(exc).splitlines()[0][:160]}"
+
+
+def _probe_cudnn_attention(device: torch.device, dtype: torch.dtype) -> dict:
+    """cuDNN vs flash attention against an fp32 reference, at FLUX's head size, on fresh random data."""
+    from torch.nn.attention import SDPBackend
+
+    gen = torch.Generator(device="cpu").manual_seed(4321)
+    # FLUX at 864x1152: 512 text + 3888 image tokens, 24 heads of 128, laid out as diffusers passes them
+    # ((B, S, H, D) permuted to (B, H, S, D): not contiguous), so the probe takes the model's own path.
+    q, k, v = (torch.randn(1, 4400, 24, 128, generator=gen).to(device, dtype).permute(0, 2, 1, 3) for _ in range(3))
+    ref = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float())
+    err = {"cudnn": _sdpa_error(SDPBackend.CUDNN_ATTENTION, q, k, v, ref),
+           "flash": _sdpa_error(SDPBackend.FLASH_ATTENTION, q, k, v, ref)}
+    flash = err["flash"] if isinstance(err["flash"], float) else 1e-2
+    ok = isinstance(err["cudnn"], float) and err["cudnn"] <= max(2 * flash, 1e-3)
+    return {"relative_error_vs_fp32": err, "within_bf16_noise": ok}
+
+
+def _set_sdpa_priority(first) -> list[int]:
+    previous = list(torch._C._get_sdp_priority_order())
+    order = [int(first)] + [b for b in previous if b != int(first)]
+    torch._C._set_sdp_priority_order(order)
+    return previous
+
+
+# ---- the handle --------------------------------------------------------------------------------
+class _Applied:
+    """What `accelerate` changed, so that `restore` can undo it."""
+
+    def __init__(self, report: dict):
+        self.report = report
+        self.compiled: list[nn.Module] = []
+        self.sdpa_priority: list[int] | None = None
+        self.vae_channels_last: nn.Module | None = None
+        self.factories: dict | None = None
+        self.fp8_layers = 0
+
+
+def _compile_blocks(model: nn.Module, applied: _Applied, backend: str) -> int:
+    names = set(REPEATED_BLOCKS) | set(getattr(model, "_repeated_blocks", None) or ())
+    count = 0
+    for module in model.modules():
+        if type(module).__name__ in names and getattr(module, "_compiled_call_impl", None) is None:
+            module.compile(fullgraph=True, dynamic=False, backend=backend)
+            applied.compiled.append(module)
+            count += 1
+    return count
+
+
+def _fp8_blocks(model: nn.Module, applied: _Applied, scaling: str) -> tuple[int, int]:
+    names = set(REPEATED_BLOCKS) | set(getattr(model, "_repeated_blocks", None) or ())
+    layers = saved = 0
+    for module in list(model.modules()):
+        if type(module).__name__ not in names:
+            continue
+        for parent, child_name, linear in _fp8_candidates(module):
+            fp8 = Fp8Linear.from_linear(linear, scaling)
+            saved += linear.weight.numel() * (linear.weight.element_size() - 1)
+            setattr(parent, child_name, fp8)
+            layers += 1
+    applied.fp8_layers += layers
+    return layers, saved
+
+
+def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto", backend: str = "inductor",
+               cudnn_attention: bool = True, vae: bool = True, fp8: bool = True,
+               fp8_scaling: str = "rowwise", cache_dir: str | os.PathLike | None = None) -> dict:
+    """Speed up `pipeline` (an InfiniteYouPipeline) in place; returns the report dict (also
+    `pipeline.acceleration`). See the module docstring for what each mode does.
+
+    Args:
+        mode: "lossless" or "lossy" (fp8 on top of lossless; say it explicitly).
+        compile: "auto" compiles on CUDA only; True forces it (CPU: inductor's C++ backend, slow to build);
+            False never compiles.
+        backend: torch.compile backend ("inductor"; tests use "aot_eager" to check the capture cheaply).
+        cudnn_attention, vae, fp8: switch single techniques off.
+        fp8_scaling: "rowwise" (per output channel x per token) or "tensorwise".
+        cache_dir: inductor cache folder (see `configure_compile_cache`).
+    """
+    if mode not in MODES:
+        raise AccelerationError(f"accelerate: mode must be one of {MODES}, got {mode!r}")
+    current = getattr(pipeline, "acceleration", None)
+    if current is not None and current.get("mode") != "eager":
+        if current.get("lossy") or mode == current.get("mode"):
+            raise AccelerationError(f"accelerate: the pipeline is already accelerated ({current['mode']}); "
+                                    "restore() it first (a lossy pipeline cannot be restored: rebuild the bundle)")
+        restore(pipeline)
+    bundle = pipeline.bundle
+    device = torch.device(bundle.device)
+    cuda = device.type == "cuda"
+    lossy = mode == "lossy"
+    if lossy and fp8 and not cuda:
+        raise AccelerationError(
+            f"accelerate(mode='lossy'): fp8 matmuls (torch._scaled_mm) need a CUDA GPU with fp8 tensor cores "
+            f"(sm_89+); this bundle is on {device}. Use mode='lossless', or fp8=False")
+    if lossy and fp8 and cuda and torch.cuda.get_device_capability(device) < (8, 9):
+        raise AccelerationError(f"accelerate(mode='lossy'): fp8 needs compute capability 8.9+, "
+                                f"{torch.cuda.get_device_name(device)} has {torch.cuda.get_device_capability(device)}")
+    do_compile = cuda if compile == "auto" else bool(compile)
+
+    report: dict[str, Any] = {
+        "mode": mode, "lossy": lossy, "label": "lossy" if lossy else "lossless", "device": str(device),
+        "torch": torch.__version__, "techniques": [], "skipped": {}, "reversible": True,
+        "first_call_s": [],
+    }
+    applied = _Applied(report)
+    t0 = time.perf_counter()
+
+    # 1. attention backend (global: decided before compiling, since compiled graphs bake the choice in)
+    if cudnn_attention and cuda and not hasattr(torch._C, "_set_sdp_priority_order"):
+        report["skipped"]["cudnn_sdpa"] = f"torch {torch.__version__} cannot reorder SDPA backends"
+    elif cudnn_attention and cuda:
+        probe = _probe_cudnn_attention(device, bundle.dtype)
+        report["cudnn_attention"] = probe
+        if probe["within_bf16_noise"]:
+            from torch.nn.attention import SDPBackend
+
+            applied.sdpa_priority = _set_sdpa_priority(SDPBackend.CUDNN_ATTENTION)
+            report["techniques"].append("cudnn_sdpa")
+        else:
+            report["skipped"]["cudnn_sdpa"] = f"cuDNN attention failed its accuracy probe: {probe['relative_error_vs_fp32']}"
+    elif cudnn_attention:
+        report["skipped"]["cudnn_sdpa"] = f"no cuDNN attention on {device.type}"
+
+    # 2. fp8 (lossy only), before compiling, so the compiled graphs contain the fp8 products
+    fp8_models = []
+    if lossy and fp8:
+        probe = _probe_scaled_mm(device, bundle.dtype)
+        report["fp8"] = {"probe": probe, "format": "e4m3", "layers": 0, "bytes_saved": 0}
+        if probe["scaling"] is None:
+            raise AccelerationError(f"accelerate(mode='lossy'): torch._scaled_mm is unusable here: {probe}")
+        if fp8_scaling != probe["scaling"]:
+            report["fp8"]["scaling_fallback"] = f"{fp8_scaling} -> {probe['scaling']}"
+        fp8_scaling = probe["scaling"]
+        report["fp8"]["scaling"] = fp8_scaling
+        report["techniques"].append(f"fp8_e4m3_{fp8_scaling}")
+        report["reversible"] = False
+    elif lossy:
+        report["skipped"]["fp8"] = "fp8=False"
+
+    # 3. compile cache and limits
+    if do_compile:
+        report["compile_cache_dir"] = configure_compile_cache(cache_dir)
+        import torch._dynamo.config as dynamo_config
+
+        for name in ("recompile_limit", "cache_size_limit"):
+            if hasattr(dynamo_config, name):
+                setattr(dynamo_config, name, max(getattr(dynamo_config, name), RECOMPILE_LIMIT))
+        if hasattr(dynamo_config, "accumulated_recompile_limit"):
+            dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, 4 * RECOMPILE_LIMIT)
+        report["compile_backend"] = backend
+    else:
+        report["skipped"]["compile"] = ("compile=False" if compile is False else
+                                        f"torch.compile skipped on {device.type} (compile='auto' compiles on CUDA only; "
+                                        "pass compile=True to force)")
+
+    counts = {"blocks": 0}
+
+    def transform(model: nn.Module) -> nn.Module:
+        if lossy and fp8:
+            layers, saved = _fp8_blocks(model, applied, fp8_scaling)
+            report["fp8"]["layers"] += layers
+            report["fp8"]["bytes_saved"] += saved
+        if do_compile:
+            counts["blocks"] += _compile_blocks(model, applied, backend)
+        return model
+
+    # 4. backbones (loaded ones now, later ones when the bundle builds them) and InfuseNet
+    for name, model in list(bundle._backbones.items()):
+        transform(model)
+    applied.factories = dict(bundle.backbone_factories)
+    bundle.backbone_factories = {name: (lambda f=factory: transform(f())) for name, factory in applied.factories.items()}
+    transform(bundle.infusenet)
+    fp8_models.append("infusenet")
+    if do_compile:
+        report["techniques"].append("regional_compile")
+        report["compiled_blocks"] = counts  # grows when a backbone is built later
+
+    # 5. VAE: channels_last convolutions, encoder and decoder compiled
+    if vae:
+        bundle.vae.to(memory_format=torch.channels_last)
+        applied.vae_channels_last = bundle.vae
+        report["techniques"].append("vae_channels_last")
+        if do_compile:
+            for part in (bundle.vae.decoder, bundle.vae.encoder):
+                part.compile(fullgraph=True, dynamic=False, backend=backend)
+                applied.compiled.append(part)
+            report["techniques"].append("vae_compile")
+    report["setup_s"] = time.perf_counter() - t0
+    report["note"] = ("compilation happens on the first call of each input shape: time it with warm_up(); "
+                      "steady-state latency excludes it")
+    pipeline.acceleration = report
+    pipeline._acceleration_applied = applied
+    return report
+
+
+def restore(pipeline) -> dict:
+    """Undo a lossless `accelerate` (eager blocks, default SDPA order, contiguous VAE). A lossy pipeline's
+    fp8 weights cannot be restored: that raises. Returns the new report ({"mode": "eager", ...})."""
+    applied: _Applied | None = getattr(pipeline, "_acceleration_applied", None)
+    if applied is not None:
+        if applied.fp8_layers:
+            raise AccelerationError("restore: this pipeline's Linear layers were converted to fp8 (lossy); "
+                                    "the bf16 weights are gone: rebuild the bundle")
+        for module in applied.compiled:
+            module._compiled_call_impl = None
+        if applied.sdpa_priority is not None:
+            torch._C._set_sdp_priority_order(applied.sdpa_priority)
+        if applied.vae_channels_last is not None:
+            applied.vae_channels_last.to(memory_format=torch.contiguous_format)
+        if applied.factories is not None:
+            pipeline.bundle.backbone_factories = applied.factories
+    pipeline._acceleration_applied = None
+    pipeline.acceleration = {"mode": "eager", "lossy": False, "label": "eager", "techniques": []}
+    return pipeline.acceleration
+
+
+def warm_up(pipeline, spec, reference, timer=None) -> float:
+    """One call of `pipeline(spec, reference)`: compiles whatever this spec's shapes need. Returns its
+    seconds (CUDA synchronised) and appends them, with the stage breakdown, to the report."""
+    cuda = torch.device(pipeline.bundle.device).type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    result = pipeline(spec, reference, timer=timer)
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    report = getattr(pipeline, "acceleration", None)
+    if report is not None and "first_call_s" in report:
+        report["first_call_s"].append({"spec": spec.config_label, "seconds": seconds,
+                                       "stages": dict(result.stage_seconds)})
+    return seconds
+
+
+def provenance(pipeline) -> dict:
+    """What to store beside results made with this pipeline: its mode and label ('lossy' when fp8)."""
+    report = getattr(pipeline, "acceleration", None) or {"mode": "eager", "lossy": False, "label": "eager", "techniques": []}
+    keys = ("mode", "lossy", "label", "techniques", "skipped", "compile_backend", "torch")
+    out = {k: report[k] for k in keys if k in report}
+    if "fp8" in report:
+        out["fp8"] = {k: report["fp8"][k] for k in ("format", "scaling", "layers") if k in report["fp8"]}
+    return out
+
+
+def require_lossless(pipeline, purpose: str = "identity baselines") -> None:
+    """Refuse a lossy pipeline for work whose numbers must match the reference (identity baselines)."""
+    report = getattr(pipeline, "acceleration", None) or {}
+    if report.get("lossy"):
+        raise AccelerationError(f"{purpose} need a lossless pipeline; this one is accelerated in mode 'lossy' "
+                                f"({', '.join(report.get('techniques', []))})")
