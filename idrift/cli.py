@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         # User errors get one clear line, not a traceback.
         print(f"idrift {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # A path the user gave cannot be created or written (--out under a file, a read-only folder,
+        # a full disk): the OS message names the path; no traceback.
+        print(f"idrift {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"idrift {args.command}: interrupted; finished samples are kept, rerun the same command to resume", file=sys.stderr)
         return 130

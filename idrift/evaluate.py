@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from idrift.claims import Arm, Claim, Expect
+from idrift.claims import REAL_ONLY, Arm, Claim, Expect
 
 AGGREGATIONS = ("zero", "detected")
 
@@ -213,7 +213,9 @@ def summary_guidance(result: ClaimResult, table: Table) -> None:
         result.figures["samples_varying_with_guidance"] = float(varying)
     if id_ranges:
         result.figures["id_sim_range"] = float(max(id_ranges))
-    _put(result, "id_sim_mean", {f"{k}|{n}": v for n in names for k, v in table.values(n, "id_sim").items()})
+    all_sims = [v for n in names for v in table.values(n, "id_sim").values()]
+    if all_sims:
+        result.figures["id_sim_mean"] = float(np.mean(all_sims))  # the paper's one number over all scales
 
 
 def summary_alpha(result: ClaimResult, table: Table) -> None:
@@ -297,10 +299,23 @@ def check_expectations(result: ClaimResult, profile: str, skip_reasons: dict[str
     for expect in result.claim.expectations:
         measured = result.figures.get(expect.metric)
         if profile not in expect.profiles:
-            reason = skip_reasons.get(profile) or f"judged on {', '.join(expect.profiles)} only"
+            # Identity/LPIPS expectations (real only) get the profile's reason and what to provide.
+            general = f"judged on the {' and '.join(expect.profiles)} profiles only"
+            reason = (skip_reasons.get(profile) if expect.profiles == REAL_ONLY else None) or general
             outcomes.append(ExpectationOutcome(expect, "skip", measured, reason))
         elif measured is None:
             outcomes.append(ExpectationOutcome(expect, "fail", None, "not measured: no samples produced this figure"))
         else:
             outcomes.append(ExpectationOutcome(expect, "pass" if expect.holds(measured) else "fail", measured))
     return outcomes
+
+
+def summary_lines(claim_id: str, outcomes: list[ExpectationOutcome]) -> list[str]:
+    """What the terminal shows for a claim: each judged expectation on its own line, and the ones
+    this profile cannot judge together on one line with the reason and what to provide."""
+    lines = [o.line(claim_id) for o in outcomes if o.status != "skip"]
+    skipped = [o for o in outcomes if o.status == "skip"]
+    if skipped:
+        what = ", ".join(str(o.expect) for o in skipped)
+        lines.append(f"{claim_id}: SKIP {what} - {skipped[0].reason}")
+    return lines

@@ -13,12 +13,14 @@ evaluates, checks the paper's relation and gates against the baseline.
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 
 from idrift.claims import claims_in_family
 from idrift.config import PROFILES
 from idrift.errors import IdriftError
+from idrift.evaluate import summary_lines
 from idrift.runner import _run_key
 
 _SESSION_KEY = pytest.StashKey["object"]()
@@ -85,6 +87,10 @@ def pytest_cmdline_main(config):
     # trajectory run, or of one backbone, stay on one worker (their xdist_group marks, below).
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
         config.option.dist = "loadgroup"
+    try:
+        _parse_shard(config.getoption("--idrift-shard", default=None))  # a bad i/n: one line, before anything runs
+    except IdriftError as exc:
+        raise pytest.UsageError(str(exc)) from exc
     if config.getoption("--idrift-update-baselines", default=False) and (
             getattr(config.option, "numprocesses", None) or config.getoption("--idrift-shard", default=None)):
         raise pytest.UsageError("--idrift-update-baselines needs every sample in one process: drop -n and "
@@ -108,6 +114,11 @@ def pytest_configure(config):
         raise pytest.UsageError(str(exc)) from exc
     if getattr(config, "workerinput", {}).get("idrift_dist") == "loadgroup":
         config.option.loadgroup = True  # the worker-side flag xdist derives from --dist loadgroup
+    if config.getoption("--idrift-profile", default="tiny") == "real" and not os.environ.get("PYTEST_XDIST_WORKER"):
+        try:  # every missing or malformed weight in one message, before collection builds anything
+            _session(config).check_real_weights()
+        except IdriftError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if config.getoption("--idrift-fresh", default=False) and not os.environ.get("PYTEST_XDIST_WORKER"):
         _session(config).wipe_store()  # once, before any worker starts; builds no model
 
@@ -116,18 +127,39 @@ def _family(item) -> str | None:
     return getattr(getattr(item, "module", None), "CLAIM_FAMILY", None)
 
 
+SHARD_SKIP = ("--idrift-shard: this job runs only its shard's samples; judge the claims on the merged store "
+              "(`idrift merge`, then --idrift-store MERGED)")
+XDIST_LATENCY_SKIP = ("latency is measured in one process (pytest-benchmark turns itself off under pytest-xdist, and "
+                      "the speed-up needs both arms in one session): run `pytest benchmarks/test_latency.py` without -n")
+
+
+@pytest.hookimpl(trylast=True)  # after xdist has tagged the test ids with their group
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--idrift-shard", default=None):
-        # A shard job generates and measures its samples only; claims (and latency) need the whole grid.
-        skip = pytest.mark.skip(reason="--idrift-shard: this job runs only its shard's samples; judge the claims "
-                                       "on the merged store (`idrift merge`, then --idrift-store MERGED)")
-        for item in items:
-            if _family(item) and "idrift_sample" not in item.fixturenames:
-                item.add_marker(skip)
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
+        _check_xdist_groups(items)
+    sharded = config.getoption("--idrift-shard", default=None)
+    for item in items:
+        if sharded and _family(item) and "idrift_sample" not in item.fixturenames:
+            item.add_marker(pytest.mark.skip(reason=SHARD_SKIP))  # claims (and latency) need the whole grid
+        elif worker and _family(item) == "latency":
+            item.add_marker(pytest.mark.skip(reason=XDIST_LATENCY_SKIP))
+    if worker:
         # Claim tests last (a stable sort): a claim generates whatever samples are missing, so run early
         # it would duplicate the work that the sample tests spread over the workers.
         items.sort(key=lambda item: bool(_family(item)) and "idrift_claim" in item.fixturenames)
+
+
+def _check_xdist_groups(items) -> None:
+    grouped = [item for item in items if item.get_closest_marker("xdist_group")]
+    if grouped and "@" not in grouped[0].nodeid.rpartition("]")[2]:
+        from importlib.metadata import version
+
+        warnings.warn(pytest.PytestWarning(
+            f"--dist loadgroup has no effect with pytest {pytest.__version__} and pytest-xdist {version('pytest-xdist')} "
+            "(pytest-dev/pytest-xdist#1386: xdist cannot tag the test ids with their xdist_group any more), so the "
+            "samples of one trajectory run or backbone are spread over the workers one by one. Results are still "
+            "right (a sample found in the store is not generated again) but work may be repeated: use pytest<9.2."))
 
 
 def pytest_generate_tests(metafunc):
@@ -179,9 +211,15 @@ def check_claim(session, claim, request) -> None:
     failures += [v.message() for v in verdicts if v.failed]
     notes = session.provenance_notes() if verdicts else []
     request.node.user_properties.append(("idrift_figures", result.figures))
-    request.node.user_properties.append(("idrift_outcomes", [o.line(claim.id) for o in outcomes]))  # for -n
+    request.node.user_properties.append(("idrift_outcomes", summary_lines(claim.id, outcomes)))  # for -n
     if failures:
         pytest.fail("\n".join(failures + [f"provenance: {n}" for n in notes]), pytrace=False)
+    if notes:  # a passing comparison with a baseline from another setup must say so too
+        import warnings
+
+        warnings.warn(pytest.PytestWarning("\n".join(
+            [f"idrift: baseline {session.baseline.path} was made on another setup; the comparison is not like for like:"]
+            + [f"provenance: {n}" for n in notes])), stacklevel=2)
     if skips and len(skips) == len(outcomes) or (skips and session.options.require_real):
         reason = f"{claim.id}: {skips[0].reason}"
         if session.options.require_real:
@@ -198,8 +236,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.section("idrift claims")
     write(f"profile {session.profile}, tier {session.options.tier}, store {session.store.path}")
     for claim_id, outcomes in session.outcomes.items():
-        for outcome in outcomes:
-            write(outcome.line(claim_id))
+        for line in summary_lines(claim_id, outcomes):
+            write(line)
     if session.options.update_baselines:
         from idrift.baselines.update import update_baseline
 

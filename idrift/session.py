@@ -245,8 +245,17 @@ class BenchmarkSession:
             "packages": package_versions(), "python": platform.python_version(), "machine": platform.machine(),
             "aggregation": self.options.aggregation,
         }
-        if self.profile != "real" or "bundle" in self.__dict__:
+        if self.profile == "real":
+            # From configs and file headers, without loading a tensor.
+            from idrift.models.paths import check_weights
+
+            prov["weights"] = {s.component: s.fingerprint for s in check_weights(self.weight_paths) if s.fingerprint}
+        else:
             prov["weights"] = dict(self.bundle.fingerprints)
+        if self.face_backend is not None:
+            prov["face_backend"] = self.face_backend.provenance()  # onnxruntime providers on `real`
+        if self.lpips_metric is not None:
+            prov["lpips"] = self.lpips_metric.provenance()
         return prov
 
     # ---- claims -------------------------------------------------------------------------------

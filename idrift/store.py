@@ -415,7 +415,8 @@ class ResultsStore:
         """Store a generated sample: the image first (atomically), then its row.
 
         `status="failed"` needs an `error` and may have no image. Replacing a sample drops its metrics,
-        which were measured on the old image.
+        which were measured on the old image; storing the same pixels again (a second xdist worker that
+        generated the sample too) changes nothing.
         """
         if not isinstance(spec, RunSpec):
             raise TypeError(f"put_generation: spec must be a RunSpec, got {type(spec).__name__}")
@@ -436,6 +437,9 @@ class ResultsStore:
         run_id = self._current_run()
 
         def write(c: sqlite3.Connection) -> None:
+            row = c.execute("SELECT status, image_sha256 FROM samples WHERE spec_key = ?", (key,)).fetchone()
+            if row is not None and status == "ok" and row["status"] == "ok" and row["image_sha256"] == sha:
+                return  # the same pixels are stored already (another worker made them): keep their metrics
             c.execute("DELETE FROM metrics WHERE spec_key = ?", (key,))
             c.execute(
                 "INSERT OR REPLACE INTO samples (spec_key, spec, status, error, image_sha256, stage_seconds,"

@@ -83,7 +83,7 @@ def test_paper_baseline_is_valid_and_aggregate_only():
     b = load_baseline(PAPER)
     assert b.provenance["profile"] == "paper"
     assert b.provenance["gpu"] == "NVIDIA RTX PRO 6000 Blackwell"
-    assert set(b.claims) == set(CLAIM_IDS) - {"latency"}
+    assert set(b.claims) == set(CLAIM_IDS)
     for cid, claim in b.claims.items():
         for mid, m in claim.metrics.items():
             assert m.samples is None, f"{cid}/{mid}: the paper has no per-sample values"
@@ -110,18 +110,19 @@ def test_paper_baseline_matches_paper_claims():
         ("table1_backbone_swap", "lpips[dev-28]"): t1["flux_dev_28"]["lpips"],
         ("table1_backbone_swap", "lpips[schnell-4]"): t1["flux_schnell_4"]["lpips"],
         ("table1_backbone_swap", "lpips_delta"): t1["delta_schnell_vs_dev28"]["lpips"],
-        ("table1_backbone_swap", "latency_s[dev-28]"): t1["flux_dev_28"]["latency_s"],
-        ("table1_backbone_swap", "latency_s[schnell-4]"): t1["flux_schnell_4"]["latency_s"],
-        ("table1_backbone_swap", "speedup"): t1["delta_schnell_vs_dev28"]["speedup"],
+        ("latency", "latency_s[dev-28]"): t1["flux_dev_28"]["latency_s"],
+        ("latency", "latency_s[schnell-4]"): t1["flux_schnell_4"]["latency_s"],
+        ("latency", "speedup"): t1["delta_schnell_vs_dev28"]["speedup"],
         ("table1_dev4_diagnostic", "id_sim[dev-4]"): t1["flux_dev_4_diagnostic"]["id_sim"],
+        ("latency", "latency_s[dev-4]"): t1["flux_dev_4_diagnostic"]["latency_s"],
         ("figure5_drift", "peak_step"): src["figure5_drift"]["peak_step"],
         ("figure5_drift", "id_sim_at_peak"): src["figure5_drift"]["id_sim_at_peak"],
         ("figure5_drift", "id_sim_at_28"): src["figure5_drift"]["id_sim_at_28"],
         ("figure5_drift", "drop"): src["figure5_drift"]["drop"],
-        ("figure5_guidance", "id_sim[schnell-4]"): src["figure5_guidance"]["id_sim"],
+        ("figure5_guidance", "id_sim_mean"): src["figure5_guidance"]["id_sim"],
         ("figure5_guidance", "id_sim_range"): src["figure5_guidance"]["variance"],
-        ("figure4_alpha", "drift_min"): src["figure4_alpha"]["drift_min"],
-        ("figure4_alpha", "drift_max"): src["figure4_alpha"]["drift_max"],
+        ("figure4_alpha", "min_drift"): src["figure4_alpha"]["drift_min"],
+        ("figure4_alpha", "max_drift"): src["figure4_alpha"]["drift_max"],
         ("figures6_7_prompt_complexity", "drift[minimal]"): src["figures6_7_prompt_complexity"]["dev_drift_minimal"],
         ("figures6_7_prompt_complexity", "drift[style]"): src["figures6_7_prompt_complexity"]["dev_drift_style"],
         ("figures6_7_prompt_complexity", "schnell_drift_max"): src["figures6_7_prompt_complexity"]["schnell_drift_max"],
@@ -136,14 +137,14 @@ def test_paper_baseline_matches_paper_claims():
 
 def test_paper_speedup_and_latency_through_compare_metric():
     b = load_baseline(PAPER)
-    speedup = b.metric("table1_backbone_swap", "speedup")
-    assert compare_metric("table1_backbone_swap", "speedup", speedup, candidate_aggregate=6.3).status == "pass"
-    assert compare_metric("table1_backbone_swap", "speedup", speedup, candidate_aggregate=4.8).status == "fail"
-    lat = b.metric("table1_backbone_swap", "latency_s[schnell-4]")
-    v = compare_metric("table1_backbone_swap", "latency_s[schnell-4]", lat, candidate_aggregate=1.0,
+    speedup = b.metric("latency", "speedup")
+    assert compare_metric("latency", "speedup", speedup, candidate_aggregate=6.3).status == "pass"
+    assert compare_metric("latency", "speedup", speedup, candidate_aggregate=4.8).status == "fail"
+    lat = b.metric("latency", "latency_s[schnell-4]")
+    v = compare_metric("latency", "latency_s[schnell-4]", lat, candidate_aggregate=1.0,
                        baseline_gpu=b.provenance["gpu"], candidate_gpu="NVIDIA H100 80GB HBM3")
     assert v.status == "not comparable"
-    v = compare_metric("table1_backbone_swap", "latency_s[schnell-4]", lat, candidate_aggregate=2.1,
+    v = compare_metric("latency", "latency_s[schnell-4]", lat, candidate_aggregate=2.1,
                        baseline_gpu=b.provenance["gpu"], candidate_gpu="nvidia rtx pro 6000  blackwell")
     assert v.status == "fail"  # 2.1 s > 1.73 s + 10%
     # figure 3: "virtually all" read as >= 0.9
@@ -166,21 +167,21 @@ def _set(doc, path, value):
 
 
 _DELETE = object()
-SPEEDUP = ("claims", "table1_backbone_swap", "metrics", "speedup")
+SPEEDUP = ("claims", "latency", "metrics", "speedup")
 
 MALFORMED = {
     "missing_field": (SPEEDUP + ("unit",), _DELETE,
-                      "claims.table1_backbone_swap.metrics.speedup: 'unit' is a required property"),
+                      "claims.latency.metrics.speedup: 'unit' is a required property"),
     "negative_tolerance": (SPEEDUP + ("tolerance",), -1,
-                           "claims.table1_backbone_swap.metrics.speedup.tolerance: -1 is less than the minimum of 0"),
+                           "claims.latency.metrics.speedup.tolerance: -1 is less than the minimum of 0"),
     "wrong_direction": (SPEEDUP + ("direction",), "up",
-                        "claims.table1_backbone_swap.metrics.speedup.direction: 'up' is not one of"),
+                        "claims.latency.metrics.speedup.direction: 'up' is not one of"),
     "misspelt_field": (SPEEDUP + ("tolerence",), 0.1, "'tolerence' was unexpected"),
     "unknown_claim": (("claims", "tabel1_backbone_swap"), {"protocol": "x", "metrics": {}}, "key 'tabel1_backbone_swap'"),
-    "aggregate_not_number": (SPEEDUP + ("aggregate",), "5.9", "claims.table1_backbone_swap.metrics.speedup.aggregate"),
-    "bad_sample_key": (SPEEDUP + ("samples",), {"no-pipes": 1.0}, "claims.table1_backbone_swap.metrics.speedup.samples"),
+    "aggregate_not_number": (SPEEDUP + ("aggregate",), "5.9", "claims.latency.metrics.speedup.aggregate"),
+    "bad_sample_key": (SPEEDUP + ("samples",), {"no-pipes": 1.0}, "claims.latency.metrics.speedup.samples"),
     "n_not_sample_count": (SPEEDUP + ("samples",), {"a|portrait|0|dev-28": 1.0},
-                           "claims.table1_backbone_swap.metrics.speedup.n: 84 but there are 1 samples"),
+                           "claims.latency.metrics.speedup.n: 84 but there are 1 samples"),
     "bad_gpu_type": (("provenance", "gpu"), 3, "provenance.gpu"),
     "bad_created": (("created",), "yesterday", "created: 'yesterday' does not match"),
 }

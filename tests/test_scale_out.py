@@ -1,13 +1,14 @@
-"""Scale-out as a user runs it: `pytest -n 2 benchmarks`, `--idrift-shard i/n`, `idrift merge`, real
+"""Scale-out as a user runs it: `pytest -n 2 benchmarks`, `--idrift-shard i/n`, `idrift merge`: real
 subprocess runs of the benchmarks on the tiny profile (CPU).
 
 The runs are the expensive part (about 15 s of start-up each, then the samples), so the module runs
-them once, two at a time on the two cores, and the tests read their stores:
-    serial   pytest benchmarks -k guidance                    (the reference: one process)
-    xdist    pytest -n 2 benchmarks -k guidance               (two workers writing one store at once)
-    shard i  pytest benchmarks -k guidance --idrift-shard i/2 (i = 0, 1)
-    merged   idrift merge shard0 shard1 --out merged, then pytest benchmarks -k guidance --idrift-store merged
+them once, side by side, and the tests read their stores:
+    xdist    pytest -n 2 benchmarks -k guidance                 two workers writing one store at once
+    shard i  pytest benchmarks -k guidance --idrift-shard i/2   i = 0, 1: one process each
+    merged   idrift merge shard0 shard1 --out merged; then pytest benchmarks -k guidance --idrift-store merged
 `guidance` is the cheapest family: 30 FLUX.1-schnell samples of 64 px, one claim (figure 5).
+Each sample of the merged store was made by a single process, so `merged == xdist` shows both that
+two workers give the same per-sample results as one, and that the merged shards equal the unsharded run.
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ from idrift.runner import _run_key
 from idrift.sharding import in_shard
 from idrift.store import ResultsStore
 
+pytestmark = pytest.mark.slow  # about 75 s on two CPU cores shared with other work: four benchmark runs
+
 REPO = Path(__file__).resolve().parents[1]
 FAMILY = "guidance"
+GRID = 30  # guidance, smoke tier: 2 identities x 3 prompts x 5 guidance scales
 TIMEOUT_S = 600
 
 
@@ -40,6 +44,9 @@ def _env(cache: Path) -> dict[str, str]:
     # IDRIFT_SHARD, ... must not leak into the runs under test.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "IDRIFT_"))}
     env["IDRIFT_CACHE"] = str(cache)  # nothing of the tests lands in the repository's .idrift
+    # One thread per process: the runs share two cores, and OpenMP threads spinning for a busy core cost
+    # four times the CPU (measured: 53 s against 13 s for one run of the family). Same results.
+    env["OMP_NUM_THREADS"] = "1"
     return env
 
 
@@ -87,9 +94,7 @@ def rows(store_path: Path) -> tuple[list[tuple], list[tuple]]:
 
 @dataclass
 class Runs:
-    root: Path
     cache: Path
-    serial: Path
     xdist: Path
     shards: list[Path]
     merged: Path
@@ -104,40 +109,44 @@ class Runs:
 def runs(tmp_path_factory) -> Runs:
     root = tmp_path_factory.mktemp("scale_out")
     cache = root / "cache"
-    serial, xdist, merged = root / "serial", root / "xdist", root / "merged"
+    xdist, merged = root / "xdist", root / "merged"
     shards = [root / "shard0", root / "shard1"]
-    # Materialise the identity set once, so the concurrent runs below only read it.
+    # Materialise the identity set once, so that the concurrent runs below only read it.
     from idrift.data.identities import builtin_identity_set
 
     builtin_identity_set(cache)
 
-    # Two at a time on two cores. Round 1: the reference and both shards.
-    serial_run = _pytest(cache, serial, "-q", "--idrift-fresh")
+    xdist_run = _pytest(cache, xdist, "-v", "-n", "2", "--idrift-fresh")
     shard_runs = [_pytest(cache, shard, "-q", "-rs", "--idrift-fresh", "--idrift-shard", f"{i}/2")
                   for i, shard in enumerate(shards)]
-    shard_outputs = [_finish(proc) for proc in shard_runs]
-    # Round 2: two workers into one store, while the shards are merged and judged.
-    xdist_run = _pytest(cache, xdist, "-v", "-n", "2", "--idrift-fresh")
-    merge = _idrift(cache, "merge", *map(str, shards), "--out", str(merged))
-    assert merge.returncode == 0, merge.stdout + merge.stderr
-    merged_before = rows(merged)
-    compare_output = _finish(_pytest(cache, merged, "-q"))
-    _finish(serial_run)
-    xdist_output = _finish(xdist_run)
-    return Runs(root, cache, serial, xdist, shards, merged, xdist_output, shard_outputs, merge.stdout,
-                merged_before, compare_output)
+    try:
+        shard_outputs = [_finish(proc) for proc in shard_runs]
+        merge = _idrift(cache, "merge", *map(str, shards), "--out", str(merged))
+        assert merge.returncode == 0, merge.stdout + merge.stderr
+        merged_before = rows(merged)
+        compare_output = _finish(_pytest(cache, merged, "-q"))
+        xdist_output = _finish(xdist_run)
+    finally:
+        for proc in (xdist_run, *shard_runs):  # a failed step leaves no run behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return Runs(cache, xdist, shards, merged, xdist_output, shard_outputs, merge.stdout, merged_before,
+                compare_output)
 
 
-def test_the_reference_run_holds_the_whole_grid(runs):
-    reference = snapshot(runs.serial)
-    assert len(reference) == 30  # 2 identities x 3 prompts x 5 guidance scales, smoke tier
-    assert all(status == "ok" for status, _, _ in reference.values())
-    assert all({"pixels", "id_sim"} <= set(metrics) for _, _, metrics in reference.values())
+def test_xdist_run_holds_the_whole_grid(runs):
+    samples = snapshot(runs.xdist)
+    assert len(samples) == GRID
+    assert all(status == "ok" for status, _, _ in samples.values())
+    assert all({"pixels", "id_sim"} <= set(metrics) for _, _, metrics in samples.values())
+    assert "figure5_guidance" in runs.xdist_output and "-> PASS" in runs.xdist_output  # the workers' claim summary
 
 
-def test_two_xdist_workers_give_the_same_samples_as_one_process(runs):
-    assert snapshot(runs.xdist) == snapshot(runs.serial)
-    assert "figure5_guidance" in runs.xdist_output and "PASS" in runs.xdist_output  # the claim summary came back
+def test_two_xdist_workers_equal_one_process_and_merged_shards_equal_the_unsharded_run(runs):
+    merged = snapshot(runs.merged)
+    assert len(merged) == GRID
+    assert merged == snapshot(runs.xdist)  # keys, image pixel hashes, metric versions and values
 
 
 def test_xdist_workers_share_one_store_safely(runs):
@@ -146,30 +155,31 @@ def test_xdist_workers_share_one_store_safely(runs):
     store = ResultsStore(runs.xdist, readonly=True)
     try:
         assert store.integrity_check() == "ok"
-        worker_runs = store.runs()
-        writers = {r.run_id for r in store.samples(status=None)} | {
-            m["run_id"] for r in store.samples(status=None) for m in r.metrics.values()}
+        opened = store.runs()
+        records = store.samples(status=None)
     finally:
         store.close()
-    assert len(worker_runs) == 2, "each worker opens the store once; the controller never opens it"
+    writers = {r.run_id for r in records} | {m["run_id"] for r in records for m in r.metrics.values()}
+    assert len(opened) == 2, "each worker opens the store once; the controller only wipes it (--idrift-fresh)"
     assert len(writers) == 2, f"expected both workers to have written samples or metrics, got runs {writers}"
 
 
 def test_xdist_keeps_a_group_on_one_worker_by_default(runs):
     # `-n 2` without --dist: the plugin picks --dist loadgroup, so the samples of one backbone (all
-    # FLUX.1-schnell here) run on one worker and the claim test on the other.
-    lines = re.findall(r"\[(gw\d)\] \[\s*\d+%\] PASSED \S+::(test_\w+)", runs.xdist_output)
-    sample_workers = {worker for worker, test in lines if test == "test_sample"}
-    assert len([1 for _, test in lines if test == "test_sample"]) == 30, runs.xdist_output[-3000:]
-    assert len(sample_workers) == 1, f"samples of one group ran on {sorted(sample_workers)}"
+    # FLUX.1-schnell here) run on one worker.
+    if "pytest-xdist#1386" in runs.xdist_output:
+        pytest.xfail("this pytest / pytest-xdist pair cannot group tests (pytest-dev/pytest-xdist#1386); the plugin warned")
+    lines = re.findall(r"\[(gw\d)\] \[\s*\d+%\] PASSED \S+::test_sample\[", runs.xdist_output)
+    assert len(lines) == GRID, runs.xdist_output[-3000:]
+    assert len(set(lines)) == 1, f"the samples of one group ran on {sorted(set(lines))}"
 
 
 def test_shards_partition_the_grid(runs):
-    reference = set(snapshot(runs.serial))
+    grid = set(snapshot(runs.xdist))
     shard_keys = [set(snapshot(shard)) for shard in runs.shards]
     assert all(shard_keys), "each shard holds some samples"
     assert not shard_keys[0] & shard_keys[1], "a sample ran in both shards"
-    assert shard_keys[0] | shard_keys[1] == reference
+    assert shard_keys[0] | shard_keys[1] == grid
     for i, shard in enumerate(runs.shards):
         store = ResultsStore(shard, readonly=True)
         try:
@@ -184,15 +194,16 @@ def test_shard_jobs_leave_the_claims_to_the_merged_store(runs):
         assert re.search(r"SKIPPED \[1\] \S+: --idrift-shard: this job runs only its shard's samples", output), output
 
 
-def test_merged_shards_equal_the_unsharded_run(runs):
-    assert snapshot(runs.merged) == snapshot(runs.serial)
-    assert "added 30 samples" in runs.merge_output and "0 samples held by more than one store" in runs.merge_output
+def test_merge_reports_counts(runs):
+    assert f"added {GRID} samples" in runs.merge_output, runs.merge_output
+    assert "0 samples held by more than one store agreed" in runs.merge_output
+    assert f"holds {GRID} samples (0 failed; 0 before)" in runs.merge_output
 
 
 def test_claims_on_the_merged_store_generate_nothing(runs):
     # The compare run found every sample and every metric: no row was added or rewritten.
     assert rows(runs.merged) == runs.merged_before
-    assert re.search(r"\b31 passed", runs.compare_output) and "-> PASS" in runs.compare_output
+    assert re.search(rf"\b{GRID + 1} passed", runs.compare_output) and "-> PASS" in runs.compare_output
 
 
 def test_merge_refuses_a_conflicting_duplicate(runs, tmp_path):
@@ -216,11 +227,11 @@ def test_merge_usage_errors_are_one_line(runs, tmp_path):
     for args, message in (
         ([str(tmp_path / "missing")], "is not a results store"),
         ([str(runs.shards[0]), str(runs.shards[0])], "a store is given twice"),
+        ([str(runs.shards[0])], "is also a source"),
     ):
-        proc = _idrift(runs.cache, "merge", *args, "--out", str(tmp_path / "out"))
+        out = runs.shards[0] if message == "is also a source" else tmp_path / "out"
+        proc = _idrift(runs.cache, "merge", *args, "--out", str(out))
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
-    proc = _idrift(runs.cache, "merge", str(runs.shards[0]), "--out", str(runs.shards[0]))
-    assert proc.returncode == 2 and "is also a source" in proc.stderr
 
 
 # ---- GPU pinning: the choice is plain code; the pin itself needs GPUs (see test_workers_get_distinct_gpus).
@@ -236,17 +247,21 @@ def test_worker_gpu_choice():
     assert choose_gpu("gw1", []) is None and choose_gpu(None, gpus) is None
 
 
-def test_pin_changes_nothing_outside_xdist_or_without_a_gpu(tmp_path):
+def test_pin_outside_xdist_and_on_a_machine_without_gpu(tmp_path):
+    from idrift.distributed import pin_xdist_worker
+
+    assert pin_xdist_worker("master") is None  # the xdist controller, or no xdist: nothing to pin
     code = ("import os; from idrift.distributed import pin_xdist_worker; import torch; "
             "print(pin_xdist_worker(), os.environ.get('CUDA_VISIBLE_DEVICES'), torch.cuda.device_count())")
     env = _env(tmp_path)
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    outside = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert outside.stdout.split()[:2] == ["None", "None"]
-    if outside.stdout.split()[2] == "0":  # no GPU: a worker is not pinned either
-        worker = subprocess.run([sys.executable, "-c", code], env={**env, "PYTEST_XDIST_WORKER": "gw1"},
-                                capture_output=True, text=True, check=True)
-        assert worker.stdout.split() == ["None", "None", "0"]
+    worker = subprocess.run([sys.executable, "-c", code], env={**env, "PYTEST_XDIST_WORKER": "gw1"},
+                            capture_output=True, text=True, check=True)
+    pinned, visible, count = worker.stdout.split()
+    if count == "0":
+        assert (pinned, visible) == ("None", "None")  # no GPU: the worker is left alone
+    else:
+        assert pinned == visible == str(1 % int(count))  # gw1: GPU 1 mod the count, and it sees only that one
 
 
 WORKER_GPU_TEST = """

@@ -173,8 +173,11 @@ def test_metric_version_change_triggers_recompute(tmp_path: Path) -> None:
     assert store.needs_metric(spec.key, "lpips_reference", "v2")
     store.put_metrics(spec.key, "lpips_reference", "v2", {"lpips": 0.4})
     assert store.get(spec).metrics["lpips_reference"]["values"] == {"lpips": 0.4}
-    # A regenerated image invalidates the metrics measured on the old one.
+    # The same pixels stored again (a second xdist worker made the sample too) keep the metrics ...
     put(store, 0)
+    assert not store.needs_metric(spec.key, "lpips_reference", "v2")
+    # ... while a regenerated image with other pixels invalidates those measured on the old one.
+    store.put_generation(spec, make_image(99), {"backbone": 0.5}, {"profile": "tiny"})
     assert store.needs_metric(spec.key, "lpips_reference", "v2")
 
 

@@ -109,6 +109,13 @@ def cells(row: dict) -> list[str]:
             _interval(row), _tolerance(row), row["status"].upper() if row["status"] == "fail" else row["status"]]
 
 
+def row_notes(rows: list[dict]) -> list[str]:
+    """The gate's notes (samples missing on one side, too few pairs, another GPU, ...), one line per
+    row. Failures print in full elsewhere; 'missing' and 'no baseline' say all in their status."""
+    return [f"{r['claim']} / {r['metric']}: {r['status']}: {r['notes']}"
+            for r in rows if r["status"] not in ("fail", "missing", "no baseline") and r["notes"]]
+
+
 def format_text(header: str, rows: list[dict], mismatches: list[str], notes: list[str], failures: list[str]) -> str:
     table = [list(COLUMNS)] + [cells(r) for r in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
@@ -116,6 +123,9 @@ def format_text(header: str, rows: list[dict], mismatches: list[str], notes: lis
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
     if failures:
         lines += ["", "regressions:"] + failures
+    details = row_notes(rows)
+    if details:
+        lines += ["", "notes of the gate:"] + [f"  {d}" for d in details]
     if mismatches:
         lines += ["", "provenance differs from the baseline's (numbers may not be comparable):"]
         lines += [f"  {m}" for m in mismatches]
@@ -137,6 +147,10 @@ def format_markdown(header: str, rows: list[dict], mismatches: list[str], notes:
         c = cells(row)
         c[-1] = f"**{c[-1]}**" if row["status"] == "fail" else c[-1]
         lines.append("| " + " | ".join(_md(x) for x in c) + " |")
+    details = row_notes(rows)
+    if details:
+        lines += ["", "<details><summary>Notes of the gate</summary>", ""]
+        lines += [f"- {_md(d)}" for d in details] + ["", "</details>"]
     if mismatches:
         lines += ["", "**Provenance differs from the baseline's** (numbers may not be comparable):", ""]
         lines += [f"- {_md(m)}" for m in mismatches]
