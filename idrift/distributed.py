@@ -29,6 +29,7 @@ from idrift.errors import IdriftError
 
 WORKER_ENV = "PYTEST_XDIST_WORKER"  # set by pytest-xdist in each worker process: gw0, gw1, ...
 PINNED_ENV = "IDRIFT_WORKER_GPU"  # set by pin_xdist_worker: the GPU (index or UUID) this worker got
+WORKER_CUDA_INDEX_ENV = "IDRIFT_WORKER_CUDA_INDEX"  # the worker's GPU as this process numbers it
 
 _WORKER_ID = re.compile(r"gw(\d+)")
 
@@ -85,9 +86,18 @@ def pin_xdist_worker(worker_id: str | None = None) -> str | None:
     if chosen is None:
         return None
     os.environ["CUDA_VISIBLE_DEVICES"] = chosen
-    if torch.cuda.device_count() != 1:
-        # NVML was unavailable and counting initialised the CUDA driver with every GPU visible, so
-        # the variable no longer applies here: make the worker's GPU the current device instead.
-        torch.cuda.set_device(index % len(visible))
+    # Counting may already have initialised the CUDA driver with every GPU visible (torch counts
+    # through NVML only with PYTORCH_NVML_BASED_CUDA_CHECK=1); the variable then no longer applies
+    # here. Seen on a 2-GPU H100 host: both workers landed on GPU 0. So the worker also names its
+    # GPU explicitly: the session allocates on `cuda:<WORKER_CUDA_INDEX_ENV>`, which is right either way.
+    local_index = 0 if torch.cuda.device_count() == 1 else index % len(visible)
+    torch.cuda.set_device(local_index)
+    os.environ[WORKER_CUDA_INDEX_ENV] = str(local_index)
     os.environ[PINNED_ENV] = chosen
     return chosen
+
+
+def worker_cuda_device() -> str | None:
+    """`cuda:<i>` for a pinned xdist worker, else None (use plain "cuda")."""
+    index = os.environ.get(WORKER_CUDA_INDEX_ENV)
+    return None if index is None else f"cuda:{index}"

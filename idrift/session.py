@@ -12,7 +12,6 @@ import platform
 import shutil
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,14 @@ import numpy as np
 from idrift.claims import Claim
 from idrift.config import PROFILE_DEFAULTS, PROFILES
 from idrift.errors import IdriftError
-from idrift.evaluate import ClaimResult, ExpectationOutcome, check_expectations, evaluate
-from idrift.runner import Identity, Runner, RunContext, specs_for
+from idrift.evaluate import (
+    ClaimResult,
+    ExpectationOutcome,
+    check_expectations,
+    evaluate,
+)
+from idrift.provenance import dist_version
+from idrift.runner import Identity, RunContext, Runner, specs_for
 
 REPO_BASELINES = Path(__file__).resolve().parent.parent / "baselines"
 DEFAULT_BASELINE = {"tiny": "tiny-cpu", "synthetic": "h100-synthetic", "real": "paper"}
@@ -38,13 +43,7 @@ SKIP_REASONS = {
 
 
 def package_versions() -> dict[str, str]:
-    out = {}
-    for name in PROVENANCE_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return {name: version for name in PROVENANCE_PACKAGES if (version := dist_version(name))}
 
 
 def gpu_name() -> str | None:
@@ -130,6 +129,10 @@ class BenchmarkSession:
         wanted = self.options.device or PROFILE_DEFAULTS[self.profile].device
         if wanted == "auto":
             wanted = "cuda" if torch.cuda.is_available() else "cpu"
+        if wanted == "cuda":
+            from idrift.distributed import worker_cuda_device
+
+            wanted = worker_cuda_device() or wanted  # an xdist worker's own GPU, by index
         return wanted
 
     @cached_property
@@ -142,7 +145,6 @@ class BenchmarkSession:
             from idrift.models.synthetic import build_synthetic_bundle
 
             return build_synthetic_bundle(device=self.device)
-        from idrift.models.paths import resolve_weight_paths
         from idrift.models.real import load_real_bundle
 
         return load_real_bundle(self.weight_paths, device=self.device)

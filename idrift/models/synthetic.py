@@ -9,8 +9,6 @@ copy is ever made. Identity numbers from these weights mean nothing and are neve
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 
 import torch
 from diffusers import AutoencoderKL, FluxControlNetModel, FluxTransformer2DModel
@@ -20,6 +18,7 @@ from idrift.models.bundle import ModelBundle
 from idrift.models.ir_se50 import IRSE50
 from idrift.models.resampler import Resampler
 from idrift.models.tiny import FLOW_MATCH_DEV, FLOW_MATCH_SCHNELL, _word_level_tokenizer
+from idrift.provenance import random_weights_fingerprint
 
 FLUX_CONFIG = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
                    num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
@@ -51,11 +50,6 @@ def _build_on(device: torch.device, dtype: torch.dtype, seed: int):
         torch.set_default_dtype(previous)
 
 
-def _fingerprint(name: str, config: dict, seed: int) -> str:
-    blob = json.dumps({"name": name, "config": config, "seed": seed, "builder": "idrift.models.synthetic/1"},
-                      sort_keys=True, default=str)
-    return "synthetic:" + hashlib.sha256(blob.encode()).hexdigest()[:12]
-
 
 def build_synthetic_bundle(seed: int = 0, device: str = "cuda", dtype: torch.dtype = torch.bfloat16) -> ModelBundle:
     dev = torch.device(device)
@@ -84,13 +78,13 @@ def build_synthetic_bundle(seed: int = 0, device: str = "cuda", dtype: torch.dty
         id_encoder = IRSE50().eval()
 
     fingerprints = {
-        "flux_dev": _fingerprint("dev", dict(FLUX_CONFIG, guidance_embeds=True), seed),
-        "flux_schnell": _fingerprint("schnell", dict(FLUX_CONFIG, guidance_embeds=False), seed),
-        "infusenet": _fingerprint("infusenet", INFUSENET_CONFIG, seed),
-        "image_proj": _fingerprint("image_proj", RESAMPLER_CONFIG, seed),
-        "vae": _fingerprint("vae", VAE_CONFIG, seed),
-        "text_encoders": _fingerprint("text", {"clip": CLIP_CONFIG, "t5": T5_CONFIG}, seed),
-        "arcface_ir_se50": _fingerprint("ir_se50", {}, seed),
+        "flux_dev": random_weights_fingerprint("synthetic", "dev", dict(FLUX_CONFIG, guidance_embeds=True), seed),
+        "flux_schnell": random_weights_fingerprint("synthetic", "schnell", dict(FLUX_CONFIG, guidance_embeds=False), seed),
+        "infusenet": random_weights_fingerprint("synthetic", "infusenet", INFUSENET_CONFIG, seed),
+        "image_proj": random_weights_fingerprint("synthetic", "image_proj", RESAMPLER_CONFIG, seed),
+        "vae": random_weights_fingerprint("synthetic", "vae", VAE_CONFIG, seed),
+        "text_encoders": random_weights_fingerprint("synthetic", "text", {"clip": CLIP_CONFIG, "t5": T5_CONFIG}, seed),
+        "arcface_ir_se50": random_weights_fingerprint("synthetic", "ir_se50", {}, seed),
     }
     return ModelBundle(
         profile="synthetic", device=dev, dtype=dtype,

@@ -8,17 +8,21 @@ component is seeded on its own, so the same call builds bitwise-identical weight
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 import torch
 from diffusers import AutoencoderKL, FluxControlNetModel, FluxTransformer2DModel
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast, T5Config, T5EncoderModel
+from transformers import (
+    CLIPTextConfig,
+    CLIPTextModel,
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5EncoderModel,
+)
 
 from idrift.models.bundle import ModelBundle
 from idrift.models.ir_se50 import IRSE50
 from idrift.models.resampler import Resampler
+from idrift.provenance import random_weights_fingerprint
 
 # One width for text, identity tokens and the transformers, as 4096 is in the real models.
 TEXT_DIM = 32
@@ -123,10 +127,6 @@ def build_components(seed: int = 0) -> dict:
     return out
 
 
-def _config_fingerprint(name: str, config: dict, seed: int) -> str:
-    blob = json.dumps({"name": name, "config": config, "seed": seed, "builder": "idrift.models.tiny/1"}, sort_keys=True, default=str)
-    return "tiny:" + hashlib.sha256(blob.encode()).hexdigest()[:12]
-
 
 def build_tiny_bundle(seed: int = 0, device: str = "cpu") -> ModelBundle:
     parts = build_components(seed)
@@ -134,13 +134,13 @@ def build_tiny_bundle(seed: int = 0, device: str = "cpu") -> ModelBundle:
     for name in ("infusenet", "image_proj", "vae", "text_encoder", "text_encoder_2", "id_encoder"):
         parts[name].to(dev)
     fingerprints = {
-        "flux_dev": _config_fingerprint("dev", dict(TRANSFORMER_CONFIG, guidance_embeds=True), seed),
-        "flux_schnell": _config_fingerprint("schnell", dict(TRANSFORMER_CONFIG, guidance_embeds=False), seed),
-        "infusenet": _config_fingerprint("infusenet", INFUSENET_CONFIG, seed),
-        "image_proj": _config_fingerprint("image_proj", RESAMPLER_CONFIG, seed),
-        "vae": _config_fingerprint("vae", VAE_CONFIG, seed),
-        "text_encoders": _config_fingerprint("text", {"dim": TEXT_DIM, "pooled": POOLED_DIM}, seed),
-        "arcface_ir_se50": _config_fingerprint("ir_se50", {}, seed),
+        "flux_dev": random_weights_fingerprint("tiny", "dev", dict(TRANSFORMER_CONFIG, guidance_embeds=True), seed),
+        "flux_schnell": random_weights_fingerprint("tiny", "schnell", dict(TRANSFORMER_CONFIG, guidance_embeds=False), seed),
+        "infusenet": random_weights_fingerprint("tiny", "infusenet", INFUSENET_CONFIG, seed),
+        "image_proj": random_weights_fingerprint("tiny", "image_proj", RESAMPLER_CONFIG, seed),
+        "vae": random_weights_fingerprint("tiny", "vae", VAE_CONFIG, seed),
+        "text_encoders": random_weights_fingerprint("tiny", "text", {"dim": TEXT_DIM, "pooled": POOLED_DIM}, seed),
+        "arcface_ir_se50": random_weights_fingerprint("tiny", "ir_se50", {}, seed),
     }
     return ModelBundle(
         profile="tiny",

@@ -1,0 +1,28 @@
+# Issue 7: the same smoke grid (synthetic profile; schnell-4 and dev-28) on two GPUs with
+# `pytest -n 2` and on one GPU of the same machine; wall times and per-sample agreement.
+set -u
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl 2>&1 | tail -1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=index,name --format=csv,noheader
+GRID="benchmarks/test_backbone_swap.py benchmarks/test_guidance.py -k test_sample --idrift-profile synthetic -q -p no:cacheprovider"
+t0=$(date +%s.%N)
+timeout 260 python3 -m pytest $GRID -n 2 --idrift-store /tmp/store-2gpu --idrift-fresh 2>&1 | grep -E "passed|failed|error" | tail -2
+t1=$(date +%s.%N)
+CUDA_VISIBLE_DEVICES=0 timeout 300 python3 -m pytest $GRID --idrift-store /tmp/store-1gpu --idrift-fresh 2>&1 | grep -E "passed|failed|error" | tail -2
+t2=$(date +%s.%N)
+python3 - "$t0" "$t1" "$t2" <<'PY'
+import json, os, sys
+from idrift.store import ResultsStore
+t0, t1, t2 = map(float, sys.argv[1:])
+two, one = ResultsStore("/tmp/store-2gpu"), ResultsStore("/tmp/store-1gpu")
+a = {r.spec_key: (r.image_sha256, r.metrics.get("pixels", {}).get("values")) for r in two.samples()}
+b = {r.spec_key: (r.image_sha256, r.metrics.get("pixels", {}).get("values")) for r in one.samples()}
+out = {"wall_s_2gpu": t1 - t0, "wall_s_1gpu": t2 - t1, "speedup": (t2 - t1) / (t1 - t0),
+       "samples_2gpu": len(a), "samples_1gpu": len(b), "same_keys": a.keys() == b.keys(),
+       "identical_images": sum(a[k][0] == b[k][0] for k in a.keys() & b.keys()),
+       "identical_pixel_metrics": sum(a[k][1] == b[k][1] for k in a.keys() & b.keys()),
+       "runs_in_2gpu_store": len(two.runs()),
+       "backbones": sorted({json.dumps([r.spec["backbone"], r.spec["steps"]]) for r in one.samples()})}
+print(json.dumps(out, indent=1))
+json.dump(out, open(os.path.join(os.environ["OUT"], "two_gpu_sweep.json"), "w"), indent=1)
+PY
