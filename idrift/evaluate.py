@@ -261,6 +261,16 @@ def summary_latency(result: ClaimResult, table: Table) -> None:
     """Latency is measured by the pytest-benchmark test, which fills `latency_s[...]` itself."""
 
 
+def _backend_agreement(result: ClaimResult, records: list[dict]) -> None:
+    """Rank correlation of the two face backends over the samples where both found a face."""
+    pairs = [(r["metrics"]["id_sim"]["id_sim"], r["metrics"]["id_sim_agreement"]["id_sim"]) for r in records
+             if r.get("metrics", {}).get("id_sim", {}).get("id_sim") is not None
+             and r.get("metrics", {}).get("id_sim_agreement", {}).get("id_sim") is not None]
+    if len(pairs) >= 3:
+        _put(result, "backend_agreement_spearman", value=_spearman(*map(list, zip(*pairs))))
+        result.figures["backend_agreement_n"] = float(len(pairs))
+
+
 SUMMARIES = {name[len("summary_"):]: fn for name, fn in globals().items() if name.startswith("summary_")}
 
 
@@ -270,6 +280,7 @@ def evaluate(claim: Claim, records: list[dict], aggregation: str = "zero") -> Cl
     result = ClaimResult(claim=claim, n_records=len(records),
                          n_failed=sum(r.get("status", "ok") != "ok" for r in records))
     SUMMARIES[claim.summary](result, Table(claim, records, aggregation))
+    _backend_agreement(result, records)
     # An undefined figure (a rank correlation of constant values, say) is absent, not NaN.
     undefined = sorted(k for k, v in result.figures.items() if not np.isfinite(v))
     for key in undefined:

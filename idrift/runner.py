@@ -49,6 +49,8 @@ class RunContext:
     weights_fingerprint: Callable[[], str]
     identity_metric: object | None = None  # idrift.metrics.identity.IdentitySimilarity, or None: skipped
     lpips_metric: object | None = None  # idrift.metrics.lpips.LPIPSMetric, or None: skipped
+    # A second face backend (dlib beside antelopev2 on `real`): only to report the two backends' agreement.
+    agreement_metric: object | None = None
     skipped_metrics: dict[str, str] = field(default_factory=dict)  # metric -> why it cannot be judged here
     shard: tuple[int, int] | None = None  # (i, n): this process runs specs whose hash falls in shard i
     _pipeline: InfiniteYouPipeline | None = None
@@ -122,7 +124,7 @@ class Runner:
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
         self._references = {ident.id: ident for ident in ctx.identities}
-        self._measured_references: set[str] = set()
+        self._measured_references: set[tuple[str, str]] = set()  # (metric name, identity)
 
     def reference(self, identity_id: str) -> IdentityReference:
         ident = self._references[identity_id]
@@ -165,11 +167,22 @@ class Runner:
                 images = {first.key: result.image}
             seconds = dict(result.stage_seconds, total=time.perf_counter() - started)
         except NonFiniteError as exc:
-            for spec in group:
-                store.record_failure(spec, str(exc))  # the sample is failed; the run goes on
+            for spec in group:  # the sample is failed; the run goes on
+                where = f"; sample {spec.key} is step {spec.steps} of that trajectory run" if spec.mode == "trajectory" else ""
+                store.record_failure(spec, f"{exc}{where}")
             return
         for spec in group:
             store.put_generation(spec, images[spec.key], seconds, {"trajectory_group": len(group)})
+
+    def _measure_identity(self, spec: RunSpec, record, reference: Identity, name: str, metric) -> None:
+        version = identity_metric_version(metric)
+        if metric is None or not self.ctx.store.needs_metric(spec.key, name, version):
+            return
+        if (name, spec.identity) not in self._measured_references:
+            metric.reference(spec.identity, reference.image, source=f"reference image of identity {spec.identity}")
+            self._measured_references.add((name, spec.identity))
+        values = metric.update(f"{spec.key}@{version}", spec.identity, record.load_image())
+        self.ctx.store.put_metrics(spec.key, name, version, values)
 
     def _measure(self, spec: RunSpec, metrics: tuple[str, ...]) -> None:
         store = self.ctx.store
@@ -183,14 +196,9 @@ class Runner:
                 "sha256": hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest(),
             })
         reference = self._references[spec.identity]
-        metric = self.ctx.identity_metric
-        version = identity_metric_version(metric)
-        if "id_sim" in metrics and metric is not None and store.needs_metric(spec.key, "id_sim", version):
-            if spec.identity not in self._measured_references:
-                metric.reference(spec.identity, reference.image, source=f"reference image of identity {spec.identity}")
-                self._measured_references.add(spec.identity)
-            values = metric.update(f"{spec.key}@{version}", spec.identity, record.load_image())
-            store.put_metrics(spec.key, "id_sim", version, values)
+        if "id_sim" in metrics:
+            self._measure_identity(spec, record, reference, "id_sim", self.ctx.identity_metric)
+            self._measure_identity(spec, record, reference, "id_sim_agreement", self.ctx.agreement_metric)
         lpips_metric = self.ctx.lpips_metric
         if "lpips" in metrics and lpips_metric is not None and store.needs_metric(spec.key, "lpips", lpips_metric.version):
             distance = lpips_metric.distance(record.load_image(), reference.image)

@@ -211,14 +211,45 @@ class BenchmarkSession:
         return IdentitySimilarity(self.face_backend, aggregation=self.options.aggregation)
 
     @cached_property
+    def agreement_metric(self):
+        """dlib's recogniser beside antelopev2 on `real`: the run reports how well the two agree."""
+        if self.profile != "real":
+            return None
+        from idrift.faces import make_backend
+        from idrift.metrics.identity import IdentitySimilarity
+
+        try:
+            return IdentitySimilarity(make_backend("dlib"), aggregation=self.options.aggregation)
+        except ImportError:  # dlib is an install dependency; a trimmed environment just skips this
+            return None
+
+    @cached_property
     def lpips_metric(self):
         if self.profile == "synthetic":
             return None
         from idrift.metrics.lpips import LPIPSMetric
 
         # Offline (tiny) the VGG backbone can only be random: its numbers are golden values, not LPIPS.
-        size = 256 if self.profile == "real" else 64  # tiny images are 64 px: no point upsampling them
-        return LPIPSMetric(pretrained_backbone=self.profile == "real", device=self.device, size=size)
+        if self.profile != "real":
+            return LPIPSMetric(pretrained_backbone=False, device=self.device, size=64)  # tiny images are 64 px
+        # torchvision reads VGG16 from <hub dir>/checkpoints/: point a private hub dir at the file that
+        # --idrift-vgg16 names, for the build only.
+        import torch
+
+        from idrift.models.paths import VGG16_FILE
+
+        hub = self.cache_dir / "torch-hub"
+        (hub / "checkpoints").mkdir(parents=True, exist_ok=True)
+        link = hub / "checkpoints" / VGG16_FILE
+        link.unlink(missing_ok=True)
+        given = Path(self.weight_paths.location("vgg16"))  # the file, or a folder holding it
+        link.symlink_to((given / VGG16_FILE if given.is_dir() else given).resolve())
+        previous = torch.hub.get_dir()
+        torch.hub.set_dir(str(hub))
+        try:
+            return LPIPSMetric(pretrained_backbone=True, device=self.device, size=256)
+        finally:
+            torch.hub.set_dir(previous)
 
     @cached_property
     def context(self) -> RunContext:
@@ -230,6 +261,7 @@ class BenchmarkSession:
             dtype=defaults.dtype, identities=self.identities, prompt_sets=load_prompt_set, store=self.store,
             pipeline_factory=lambda: self.pipeline, weights_fingerprint=self.weights_fingerprint,
             identity_metric=self.identity_metric, lpips_metric=self.lpips_metric, shard=self.options.shard,
+            agreement_metric=self.agreement_metric,
         )
 
     @cached_property

@@ -152,3 +152,30 @@ def test_specs_split_into_disjoint_shards_covering_the_grid():
     assert all(parts)
     rng = np.random.default_rng(0)  # the split does not depend on the order specs are listed in
     assert {s.key for s in rng.permutation(specs_for(claim, context()))} == whole
+
+
+def test_two_face_backends_report_their_agreement():
+    claim = CLAIMS_BY_ID["table1_backbone_swap"]
+    recs = records(claim)
+    for r in recs:  # a second backend whose scores rank the samples the same way, on its own scale
+        r["metrics"]["id_sim_agreement"] = {"id_sim": 0.5 * r["metrics"]["id_sim"]["id_sim"] + 0.1}
+    figures = evaluate(claim, recs).figures
+    assert figures["backend_agreement_spearman"] == pytest.approx(1.0)
+    assert figures["backend_agreement_n"] == len(recs)
+    assert "backend_agreement_spearman" not in evaluate(claim, records(claim)).figures  # one backend: nothing
+
+
+def test_the_runner_measures_the_second_backend_into_the_store(tmp_path):
+    from idrift.faces import make_backend
+    from idrift.metrics.identity import IdentitySimilarity
+    from idrift.session import BenchmarkSession, SessionOptions
+
+    session = BenchmarkSession(SessionOptions(store=str(tmp_path / "store"), cache_dir=str(tmp_path / "cache")))
+    session.__dict__["agreement_metric"] = IdentitySimilarity(make_backend("dlib"))  # as `real` sets it up
+    claim = CLAIMS_BY_ID["figure5_guidance"]
+    specs = session.specs(claim)[:2]
+    session.runner.ensure(specs, claim.metrics, progress=False)
+    for spec in specs:
+        stored = session.store.get(spec).metrics
+        assert stored["id_sim_agreement"]["values"]["detected"] is False  # tiny images hold no face
+        assert stored["id_sim_agreement"]["version"].startswith("id_sim/dlib-")

@@ -244,3 +244,24 @@ def test_corrupt_pretrained_file_is_a_weights_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(WeightsError, match=rf"could not load the VGG16 weights {path}"):
         LPIPSMetric(pretrained_backbone=True, size=SIZE, device="cpu")
+
+
+def test_the_real_profile_reads_vgg16_from_the_idrift_option(tmp_path, monkeypatch):
+    """`--idrift-vgg16 FILE` (anywhere on disk) is what the real profile's LPIPS loads."""
+    import torchvision
+
+    from idrift.session import BenchmarkSession, SessionOptions
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in torchvision.models.vgg16().state_dict().items()}
+    state = {k: torch.full((1,) * len(s), 0.02).expand(s) for k, s in shapes.items()}
+    weights = tmp_path / "elsewhere" / VGG16_FILE
+    weights.parent.mkdir()
+    torch.save(state, weights)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))  # nothing in the default place
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("tried to download"))
+    session = BenchmarkSession(SessionOptions(profile="real", weights={"vgg16": str(weights)},
+                                              cache_dir=str(tmp_path / "cache"), device="cpu"))
+    metric = session.lpips_metric
+    assert torch.all(metric.model.net.slice1[0].weight == 0.02)
+    assert torch.hub.get_dir() == str(tmp_path / "empty-torch-home" / "hub")  # restored after the build

@@ -1,7 +1,12 @@
 """Same spec twice on the GPU (synthetic profile): how far apart are the images?"""
-import json, os, numpy as np
-from idrift.session import BenchmarkSession, SessionOptions
+import json
+import os
+
+import numpy as np
+
 from idrift.claims import CLAIMS_BY_ID
+from idrift.session import BenchmarkSession, SessionOptions
+
 s = BenchmarkSession(SessionOptions(profile="synthetic", store="/tmp/det-store"))
 out = {}
 for claim_id, arm in (("latency", "schnell-4"), ("latency", "dev-28")):

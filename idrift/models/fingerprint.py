@@ -28,8 +28,8 @@ import hashlib
 import json
 import os
 import struct
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 
 from idrift.errors import WeightsError
 

@@ -19,8 +19,8 @@ so the tests exercise this loader on a CPU.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
