@@ -11,13 +11,9 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Literal
 
-Profile = Literal["tiny", "synthetic", "real"]
 PROFILES: tuple[str, ...] = ("tiny", "synthetic", "real")
-Backbone = Literal["dev", "schnell"]
 BACKBONES: tuple[str, ...] = ("dev", "schnell")
-Mode = Literal["budget", "trajectory"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +36,6 @@ PROFILE_DEFAULTS: dict[str, ProfileDefaults] = {
 
 # The two configurations the paper compares. Only the backbone and the guidance differ.
 BACKBONE_GUIDANCE = {"dev": 3.5, "schnell": 0.0}
-BACKBONE_DEFAULT_STEPS = {"dev": 28, "schnell": 4}
 
 
 @dataclass(frozen=True)

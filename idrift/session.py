@@ -6,7 +6,6 @@ same code. Everything heavy is built on first use: collecting the benchmarks bui
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import shutil
@@ -382,6 +381,3 @@ def gate_samples(result: ClaimResult, metric_id: str) -> dict[str, float] | None
     config = metric_id.replace("|", "/")
     return {f"{key}|{config}": value for key, value in samples.items()}
 
-
-def short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]

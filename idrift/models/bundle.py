@@ -41,12 +41,6 @@ class ModelBundle:
             self._backbones[name] = self.backbone_factories[name]()
         return self._backbones[name]
 
-    def release_backbone(self, name: str) -> None:
-        """Drop a loaded backbone (a real run keeps one 12B backbone on the GPU at a time)."""
-        self._backbones.pop(name, None)
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-
     @property
     def fingerprint(self) -> str:
         """One fingerprint for the whole bundle: goes into every RunSpec and result."""
