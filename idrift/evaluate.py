@@ -180,11 +180,10 @@ def summary_drift(result: ClaimResult, table: Table) -> None:
     budget = [a for a in result.claim.arms if a.mode == "budget"]
     trajectory = [a for a in result.claim.arms if a.mode == "trajectory"]
     _per_arm(result, table, ("id_sim", "pixel_mean"))
-    result.figures.update(_drift_figures(_curve(table, budget)))
-    traj = _drift_figures(_curve(table, trajectory))
-    result.figures.update({f"trajectory_{k}": v for k, v in traj.items()})
-    # Agreement of the two modes, and the exact identity of their final images.
     b_curve, t_curve = _curve(table, budget), _curve(table, trajectory)
+    result.figures.update(_drift_figures(b_curve))
+    result.figures.update({f"trajectory_{k}": v for k, v in _drift_figures(t_curve).items()})
+    # Agreement of the two modes, and the exact identity of their final images.
     common = sorted(b_curve.keys() & t_curve.keys())
     if len(common) >= 3:
         _put(result, "mode_agreement_spearman", value=_spearman([b_curve[s] for s in common], [t_curve[s] for s in common]))
