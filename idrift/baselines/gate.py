@@ -52,12 +52,16 @@ KEY_PACKAGES = ("torch", "diffusers", "transformers", "insightface", "onnxruntim
 # --------------------------------------------------------------------------------------------- verdict
 
 
-def _num(x) -> str:
+def format_number(x, digits: int = 6) -> str:
+    """A figure for messages and tables: '-' for missing, nan/inf as such, else `digits` significant."""
     if x is None:
         return "-"
     if isinstance(x, float) and not math.isfinite(x):
         return str(x)
-    return f"{x:.6g}"
+    return f"{x:.{digits}g}"
+
+
+_num = format_number
 
 
 @dataclass

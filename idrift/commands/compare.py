@@ -18,7 +18,6 @@ Exit status: 1 when any row is 'fail' (a regression), 0 otherwise, 2 on a usage 
 from __future__ import annotations
 
 import json
-import math
 
 FORMATS = ("text", "markdown", "json")
 COLUMNS = ("claim", "metric", "baseline", "candidate", "difference", "interval", "tolerance", "verdict")
@@ -83,11 +82,9 @@ def counts(rows: list[dict]) -> dict[str, int]:
 
 
 def _num(x) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    return f"{x:.4g}"
+    from idrift.baselines.gate import format_number  # lazy: keeps `idrift --help` free of scipy
+
+    return format_number(x, digits=4)  # table cells: 4 significant digits
 
 
 def _interval(row: dict) -> str:
