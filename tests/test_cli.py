@@ -119,7 +119,9 @@ def test_run_writes_results_with_provenance(run_dir, first_run):
     figures = doc["claims"]["latency"]["figures"]
     assert figures["latency_s[dev-28]"] == pytest.approx(np.median(latency["dev-28"]["seconds"]))
     assert figures["speedup"] == pytest.approx(figures["latency_s[dev-28]"] / figures["latency_s[schnell-4]"])
-    assert figures["speedup"] > 1.0  # 28 steps against 4 of comparable models
+    # No bound on the ratio itself: CPU timings of tiny models under a loaded CI machine are not a
+    # speed claim (the latency benchmarks judge speed on a GPU). It failed here once at load ~5.
+    assert figures["speedup"] > 0
 
 
 def test_run_prints_summary_and_progress(first_run):
