@@ -102,6 +102,9 @@ class InfiniteYouPipeline:
         self._prompt_cache: dict[str, _PromptEncoding] = {}
         self._identity_cache: dict[str, torch.Tensor] = {}
         self._control_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        # Optional step cache (idrift.pipeline.step_cache, lossy): it makes each backbone call instead of the
+        # loop, and may reuse earlier steps' work. reset() is called at the start of every image.
+        self.step_cache = None
 
     def clear_caches(self) -> None:
         """Forget cached text, identity and control encodings (end-to-end latency includes them)."""
@@ -238,6 +241,8 @@ class InfiniteYouPipeline:
         capture = set(trajectory_steps) | ({spec.steps} if spec.mode == "trajectory" else set())
         last_step = spec.steps if spec.mode == "trajectory" else total
         x0_predictions: dict[int, torch.Tensor] = {}
+        if self.step_cache is not None:
+            self.step_cache.reset()
         for i, t in enumerate(scheduler.timesteps[:last_step]):
             scale = spec.alpha * infusenet_keep(i, total, spec.infuse_start, spec.infuse_end)
             block_samples = single_samples = None
@@ -246,12 +251,16 @@ class InfiniteYouPipeline:
                     block_samples, single_samples = self.infusenet_residuals(
                         latents, t, control, id_tokens, text.pooled, img_ids, scale)
             with timer.stage("backbone"):
-                velocity = backbone(
+                inputs = dict(
                     hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000, guidance=guidance,
                     pooled_projections=text.pooled, encoder_hidden_states=text.prompt_embeds,
                     controlnet_block_samples=block_samples, controlnet_single_block_samples=single_samples,
-                    txt_ids=text.text_ids, img_ids=img_ids, return_dict=False,
-                )[0]
+                    txt_ids=text.text_ids, img_ids=img_ids,
+                )
+                if self.step_cache is None:
+                    velocity = backbone(**inputs, return_dict=False)[0]
+                else:
+                    velocity = self.step_cache(backbone, step=i, **inputs)
             if not torch.isfinite(velocity).all():
                 raise NonFiniteError(f"{spec.backbone} produced NaN/inf at step {i + 1}/{total} for sample {spec.key}")
             if i + 1 in capture:
