@@ -8,8 +8,8 @@ provenance (package versions, GPU, CPU count, onnxruntime providers).
 
 - `test_identity_cost`: ArcFace identity of one 864x1152 generated image against a cached reference,
   the runner's path (`IdentitySimilarity.update` -> `ArcFaceBackend.detect`: SCRFD detection at
-  det_size 640, `norm_crop`, ArcFace embedding, gender/age), on onnxruntime's CUDA provider when it
-  offers one, else its CPU provider (recorded). The models are `idrift.faces.standin`'s TIMING-ONLY
+  det_size 640, `norm_crop`, ArcFace embedding; no age estimate, which only the identity-set builder
+  needs), on onnxruntime's CUDA provider when it offers one, else its CPU provider (recorded). The models are `idrift.faces.standin`'s TIMING-ONLY
   stand-ins: the real antelopev2 architectures (same cost) with random weights -- the similarities
   they give mean nothing and are not recorded.
 - `test_lpips_cost[batch1|batch8]`: LPIPS-VGG (random backbone, as offline; same cost as the
@@ -133,6 +133,8 @@ def identity(standin, references):
             "weights": "STAND-IN: real antelopev2 architectures, random weights (idrift.faces.standin); timing only",
             "det_size": list(backend.det_size),
             "providers": prov["providers"],
+            "cuda_libraries": prov["cuda_libraries"],
+            "provider_warning": prov.get("warning"),
             "onnxruntime": prov["onnxruntime"],
             "gmacs": gmacs,
         }
@@ -161,13 +163,12 @@ def _key() -> str:
 
 def _identity_breakdown(metric, image) -> dict:
     """Median seconds of each step of `ArcFaceBackend.detect`, timed one by one (mirrors its code)."""
-    from insightface.app.common import Face
     from insightface.utils.face_align import norm_crop
 
     from idrift.faces.image_io import as_rgb_uint8
 
     backend = metric.backend
-    stages = ("to_bgr", "detection", "norm_crop", "embedding", "genderage")
+    stages = ("to_bgr", "detection", "norm_crop", "embedding")
 
     def run(timer):
         with timer.stage("to_bgr"):
@@ -179,8 +180,6 @@ def _identity_breakdown(metric, image) -> dict:
             aligned = norm_crop(bgr, landmark=kpss[0], image_size=112)
         with timer.stage("embedding"):
             backend._recognizer.get_feat(aligned)
-        with timer.stage("genderage"):
-            backend._genderage.get(bgr, Face(bbox=det[0, :4], kps=kpss[0]))
 
     m = measure(run, warmup=1, rounds=BREAKDOWN_ROUNDS, stages=stages)
     return m.stage_medians

@@ -175,7 +175,10 @@ def test_detect_runs_the_insightface_path(arcface, image_320, synthetic_antelope
     scale = 320 / synthetic_antelopev2.det_size  # the detector sees the image at 160 px
     assert face.bbox == pytest.approx(tuple(v * scale for v in synthetic_antelopev2.face_box_det))
     assert face.score == pytest.approx(0.9)
-    assert face.age == synthetic_antelopev2.age
+    assert face.age is None  # the identity metric does not pay for the age model
+    [aged] = arcface.detect(image_320, with_age=True)
+    assert aged.age == synthetic_antelopev2.age
+    assert np.array_equal(aged.embedding, face.embedding)
     assert face.embedding.shape == (512,) and abs(np.linalg.norm(face.embedding) - 1) < 1e-5
     assert face.kps.shape == (5, 2) and face.kps[0, 0] < face.kps[1, 0]
 
@@ -210,6 +213,18 @@ def test_provenance_records_the_providers_used(arcface, synthetic_antelopev2):
     assert prov["providers"] == {role: ["CPUExecutionProvider"] for role in REQUIRED_FILES}
     assert set(prov["models"]) == set(REQUIRED_FILES.values())
     assert prov["onnxruntime"]["selected_providers"] == ["CPUExecutionProvider"]
+    assert prov["cuda_libraries"] is None and "warning" not in prov  # CUDA was not asked for
+
+
+def test_provenance_warns_when_cuda_was_asked_for_but_sessions_run_on_the_cpu(synthetic_antelopev2):
+    # This machine's onnxruntime has no CUDA provider: asked for it, the sessions come up on the CPU.
+    # That silent fallback is what a GPU runner with a broken onnxruntime-gpu install sees; it must show.
+    backend = ArcFaceBackend(synthetic_antelopev2.folder, det_size=(160, 160),
+                             providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    prov = backend.provenance()
+    assert prov["providers"] == {role: ["CPUExecutionProvider"] for role in REQUIRED_FILES}
+    assert isinstance(prov["cuda_libraries"], str)
+    assert "CUDA provider was requested" in prov["warning"] and "detection" in prov["warning"]
 
 
 def test_build_identity_set_applies_the_age_filter_with_an_age_model(

@@ -73,7 +73,7 @@ def run(args) -> int:
     report = {"backend": backend.name, "backend_version": backend.version, "images": []}
     chosen = []
     for name, image in images:
-        faces = backend.detect(image)
+        faces = backend.detect(image, with_age=True)
         face = largest_face(faces)
         if face is None:
             raise NoFaceError(

@@ -344,7 +344,7 @@ def _check_photo(file: Path, rel: str, backend, min_score, min_face_width, min_a
     except ImageError as exc:
         return f"unreadable: {exc}", None
     try:
-        faces = backend.detect(image)
+        faces = backend.detect(image, with_age=min_age is not None)
     except NonFiniteError as exc:  # one broken embedding rejects the photo, not the whole build
         return f"embedding failed: {exc}", None
     try:

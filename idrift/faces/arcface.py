@@ -33,7 +33,7 @@ import numpy as np
 from idrift.errors import ModelFolderError, NonFiniteError
 from idrift.faces.base import DetectedFace
 from idrift.faces.image_io import as_rgb_uint8
-from idrift.faces.onnx_providers import provider_report, select_providers
+from idrift.faces.onnx_providers import CUDA, preload_cuda_libraries, provider_report, select_providers
 from idrift.provenance import dist_version, file_sha256_short
 
 VERSION = "antelopev2-scrfd-glintr100/1"
@@ -110,6 +110,7 @@ class ArcFaceBackend:
         self.det_threshold = float(det_threshold)
         self.det_size = (int(det_size[0]), int(det_size[1]))
         self.providers_requested = list(providers) if providers is not None else select_providers()
+        self.cuda_libraries = preload_cuda_libraries() if CUDA in self.providers_requested else None
         self._models = {role: self._load(role, self.folder / filename) for role, filename in REQUIRED_FILES.items()}
         self._detector = self._models["detection"]
         self._recognizer = self._models["recognition"]
@@ -141,7 +142,7 @@ class ArcFaceBackend:
             )
         return model
 
-    def detect(self, image: np.ndarray) -> list[DetectedFace]:
+    def detect(self, image: np.ndarray, *, with_age: bool = False) -> list[DetectedFace]:
         from insightface.app.common import Face
         from insightface.utils.face_align import norm_crop
 
@@ -159,14 +160,16 @@ class ArcFaceBackend:
                     f"{self.folder / REQUIRED_FILES['recognition']} returned an embedding with norm {norm} for the face "
                     f"at {tuple(round(v) for v in bbox)}; the recognition model is broken"
                 )
-            _, age = self._genderage.get(bgr, Face(bbox=row[:4], kps=kps))
+            age = None
+            if with_age:  # genderage costs as much as the embedding on a CPU provider: only when asked
+                age = float(self._genderage.get(bgr, Face(bbox=row[:4], kps=kps))[1])
             faces.append(
                 DetectedFace(
                     bbox=bbox,
                     score=float(row[4]),
                     kps=kps,
                     embedding=(feat / norm).astype(np.float32),
-                    age=float(age),
+                    age=age,
                 )
             )
         return faces
@@ -186,7 +189,13 @@ class ArcFaceBackend:
                 "models": {filename: file_sha256_short(self.folder / filename) for filename in REQUIRED_FILES.values()},
                 "providers_requested": list(self.providers_requested),
                 "providers": self.session_providers(),
+                "cuda_libraries": self.cuda_libraries,
                 "onnxruntime": provider_report(),
                 "packages": {"insightface": dist_version("insightface")},
             }
+            on_cpu = [role for role, got in self._provenance["providers"].items() if CUDA not in got]
+            if CUDA in self.providers_requested and on_cpu:
+                self._provenance["warning"] = (
+                    f"the CUDA provider was requested but the {', '.join(on_cpu)} session(s) run on the CPU "
+                    f"({self.cuda_libraries}): onnxruntime-gpu could not load CUDA/cuDNN; the face metric is slow")
         return dict(self._provenance)

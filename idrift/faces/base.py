@@ -19,7 +19,7 @@ class DetectedFace:
     score: float  # detector confidence
     kps: np.ndarray  # (5, 2) float32, insightface order
     embedding: np.ndarray  # (D,) float32, L2-normalised
-    age: float | None = None  # estimated age where the backend has an age model
+    age: float | None = None  # estimated age: backends with an age model fill it when asked (with_age=True)
 
     @property
     def width(self) -> float:
@@ -35,8 +35,11 @@ class FaceBackend(Protocol):
     version: str  # bumps when the backend's numbers can change; stored with every measurement
     det_threshold: float
 
-    def detect(self, image: np.ndarray) -> list[DetectedFace]:
-        """All faces above `det_threshold` in an RGB uint8 (H, W, 3) image, with embeddings."""
+    def detect(self, image: np.ndarray, *, with_age: bool = False) -> list[DetectedFace]:
+        """All faces above `det_threshold` in an RGB uint8 (H, W, 3) image, with embeddings.
+
+        `with_age=True` also estimates each face's age where the backend has an age model (the identity-set
+        builder's adult filter); the identity metric leaves it off, since it would only add cost per image."""
         ...
 
     def provenance(self) -> dict:

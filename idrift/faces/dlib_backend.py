@@ -104,8 +104,8 @@ class DlibBackend:
         self._recognizer = dlib.face_recognition_model_v1(str(files["recognition"]))
         self._provenance: dict | None = None
 
-    def detect(self, image: np.ndarray) -> list[DetectedFace]:
-        image = as_rgb_uint8(image)
+    def detect(self, image: np.ndarray, *, with_age: bool = False) -> list[DetectedFace]:
+        image = as_rgb_uint8(image)  # with_age: dlib has no age model, faces carry age=None either way
         rects, scores, _ = self._detector.run(image, self.upsample, self.det_threshold)
         faces = []
         for rect, score in zip(rects, scores):

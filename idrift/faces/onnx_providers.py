@@ -45,6 +45,23 @@ def select_providers(available: Sequence[str] | None = None) -> list[str]:
     raise RuntimeError(f"onnxruntime offers neither {CUDA} nor {CPU} (it offers {available}); reinstall onnxruntime")
 
 
+def preload_cuda_libraries() -> str:
+    """Load the CUDA and cuDNN libraries onnxruntime-gpu needs before its CUDA sessions are made.
+
+    onnxruntime-gpu (1.21+) finds them through `onnxruntime.preload_dlls()`: from the `nvidia-*` pip wheels
+    that torch already installed, or the system paths. Without it a session asked for the CUDA provider can
+    silently come up on the CPU. Returns what happened, for the provenance."""
+    import onnxruntime
+
+    if not hasattr(onnxruntime, "preload_dlls"):
+        return f"onnxruntime {onnxruntime.__version__} has no preload_dlls (older than 1.21): relying on the library path"
+    try:
+        onnxruntime.preload_dlls()
+    except Exception as exc:  # a missing library shows up as the session's provider; record why
+        return f"preload_dlls failed: {type(exc).__name__}: {str(exc)[:200]}"
+    return "preload_dlls ok"
+
+
 def installed_distributions() -> dict[str, str | None]:
     """Versions of the onnxruntime wheels installed in this environment (None = not installed)."""
     versions = {}
