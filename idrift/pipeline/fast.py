@@ -272,6 +272,7 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
     """
     if mode not in MODES:
         raise AccelerationError(f"accelerate: mode must be one of {MODES}, got {mode!r}")
+    _refuse_with_step_cache(pipeline, "accelerate")
     current = getattr(pipeline, "acceleration", None)
     if current is not None and current.get("mode") != "eager":
         if current.get("lossy") or mode == current.get("mode"):
@@ -387,9 +388,17 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
     return report
 
 
+def _refuse_with_step_cache(pipeline, what: str) -> None:
+    # Both rewrite pipeline.acceleration: with a step cache on, its lossy label would be lost.
+    if getattr(pipeline, "step_cache", None) is not None:
+        raise AccelerationError(f"{what}: the pipeline has a step cache (lossy, idrift.pipeline.step_cache); "
+                                "disable_step_cache(pipeline) first, then enable it again afterwards")
+
+
 def restore(pipeline) -> dict:
     """Undo a lossless `accelerate` (eager blocks, default SDPA order, contiguous VAE). A lossy pipeline's
     fp8 weights cannot be restored: that raises. Returns the new report ({"mode": "eager", ...})."""
+    _refuse_with_step_cache(pipeline, "restore")
     applied: _Applied | None = getattr(pipeline, "_acceleration_applied", None)
     if applied is not None:
         if applied.fp8_layers:
@@ -433,6 +442,8 @@ def provenance(pipeline) -> dict:
     out = {k: report[k] for k in keys if k in report}
     if "fp8" in report:
         out["fp8"] = {k: report["fp8"][k] for k in ("format", "scaling", "layers") if k in report["fp8"]}
+    if "step_cache" in report:
+        out["step_cache"] = dict(report["step_cache"])
     return out
 
 
