@@ -5,7 +5,10 @@ Synthetic profile only (real-size random weights on one GPU). In this order, on 
   reference  schnell-4, dev-28 end to end (pytest-benchmark, warm-up excluded, caches cleared every
              round as in benchmarks/test_latency.py); a noise floor (the same specs with the
              memory-efficient instead of the flash attention kernel: pure bf16 reassociation); the
-             9-budget drift curve as separate runs (naive) and as one trajectory run;
+             9-budget drift curve as separate runs (naive) and as one trajectory run; batches of 2
+             and 4 schnell-4 samples (seeds differ; images/s); dev-28 with First-Block-Cache
+             (idrift.pipeline.step_cache, LOSSY, threshold IDRIFT_SPEED_FBC_THRESHOLD, default 0.12;
+             its skip rate is reported: on random weights it says nothing of real FLUX);
   lossless   accelerate(pipe, "lossless"): compile cost (first call minus steady state), the same arms;
   lossy      accelerate(pipe, "lossy"): fp8 matmuls on top, labelled lossy everywhere.
 
@@ -39,13 +42,25 @@ MODES = ("reference", "lossless", "lossy")
 PLAN = (
     ("reference", "schnell-4"), ("reference", "dev-28"), ("reference", "noise-schnell-4"),
     ("reference", "noise-dev-28"), ("reference", "drift-naive"), ("reference", "drift-trajectory"),
+    ("reference", "batch2-schnell-4"), ("reference", "batch4-schnell-4"), ("reference", "fbc-dev-28"),
     ("lossless", "schnell-4"), ("lossless", "dev-28"), ("lossless", "drift-trajectory"),
     ("lossy", "schnell-4"), ("lossy", "dev-28"), ("lossy", "drift-trajectory"),
 )
 # Rough seconds an arm needs on an H100 (compile included where it happens): used to skip, with a
 # reason, what cannot finish inside IDRIFT_SPEED_BUDGET_S.
 NEEDS_S = {"schnell-4": 10, "dev-28": 35, "noise-schnell-4": 3, "noise-dev-28": 10, "drift-naive": 40,
-           "drift-trajectory": 12}
+           "drift-trajectory": 12, "batch2-schnell-4": 12, "batch4-schnell-4": 20, "fbc-dev-28": 30}
+FBC_THRESHOLD = float(os.environ.get("IDRIFT_SPEED_FBC_THRESHOLD", "0.12"))
+
+
+def base_arm(arm: str) -> str:
+    """The plain arm a variant is compared with: noise-dev-28, fbc-dev-28 -> dev-28; batch4-schnell-4 -> schnell-4."""
+    head, _, rest = arm.partition("-")
+    return rest if head in ("noise", "fbc") or head.startswith("batch") else arm
+
+
+def batch_of(arm: str) -> int:
+    return int(arm.partition("-")[0].removeprefix("batch")) if arm.startswith("batch") else 1
 COMPILE_NEEDS_S = 150
 TARGETS = {  # the issue's targets (seconds unless named)
     "lossless schnell-4 s": ("lossless", "schnell-4", "<=", 0.65),
@@ -193,10 +208,12 @@ class SpeedState:
         rows = []
         for mode in MODES:
             for arm, r in self.results[mode].items():
-                ref = self.results["reference"].get(arm.removeprefix("noise-"), {})
-                row = {"mode": mode, "label": "lossy" if mode == "lossy" else mode, "arm": arm, **r}
-                if ref.get("median_s") and r.get("median_s") and mode != "reference":
-                    row["speedup"] = ref["median_s"] / r["median_s"]
+                ref = self.results["reference"].get(base_arm(arm), {})
+                label = "lossy" if mode == "lossy" or arm.startswith("fbc-") else mode
+                row = {"mode": mode, "label": label, "arm": arm, **r}
+                per_image = r.get("per_image_s") or r.get("median_s")
+                if ref.get("median_s") and per_image and (mode != "reference" or base_arm(arm) != arm):
+                    row["speedup"] = ref["median_s"] / per_image
                 rows.append(row)
         naive = self.results["reference"].get("drift-naive", {}).get("median_s")
         for row in rows:
@@ -250,9 +267,8 @@ def _latent_diff(a, b) -> float:
 
 
 def _compare(state: SpeedState, mode: str, arm: str, images: dict) -> dict:
-    base_arm = arm.removeprefix("noise-")
-    ref = state.images.get(("reference", base_arm))
-    if ref is None or (mode == "reference" and not arm.startswith("noise-")):
+    ref = state.images.get(("reference", base_arm(arm)))
+    if ref is None or (mode == "reference" and base_arm(arm) == arm):
         return {}
     out = {}
     if "image" in images:
@@ -278,8 +294,45 @@ def test_speed(benchmark, speed, mode, arm):
     pipe, ref = speed.pipeline, speed.reference
     spec = speed.spec_of(arm)
     images: dict = {}
+    row_extra: dict = {}
 
-    if arm in ("schnell-4", "dev-28", "noise-schnell-4", "noise-dev-28"):
+    if arm.startswith("batch"):
+        specs = [spec.replace(seed=spec.seed + k) for k in range(batch_of(arm))]  # sample 0 is schnell-4's
+
+        def generate(timer):
+            pipe.clear_caches()
+            speed.take_latents()
+            return pipe.generate_batch(specs, ref, timer=timer)
+
+        results = record_benchmark(benchmark, generate, rounds=3, warmup_rounds=1, device=speed.device,
+                                   extra_info={"idrift_speed_mode": mode, "idrift_speed_arm": arm, "idrift_label": mode,
+                                               "idrift_acceleration": provenance(pipe), "batch": len(specs),
+                                               "idrift_specs": [s.as_dict() for s in specs]})
+        images = {"image": results[0].image, "latents": speed.take_latents()[0][:1]}
+        median = statistics.median(benchmark.stats.stats.data) if getattr(benchmark, "stats", None) else None
+        if median:
+            row_extra = {"batch": len(specs), "per_image_s": median / len(specs), "images_per_s": len(specs) / median}
+    elif arm == "fbc-dev-28":
+        from idrift.pipeline.step_cache import disable_step_cache, enable_step_cache
+
+        def generate(timer):
+            pipe.clear_caches()
+            speed.take_latents()
+            return pipe(spec, ref, timer=timer)
+
+        enable_step_cache(pipe, FBC_THRESHOLD)
+        try:
+            result = record_benchmark(benchmark, generate, rounds=3, warmup_rounds=1, device=speed.device,
+                                      extra_info={"idrift_speed_mode": mode, "idrift_speed_arm": arm,
+                                                  "idrift_label": "lossy", "idrift_acceleration": provenance(pipe),
+                                                  "idrift_spec": spec.as_dict()})
+            stats = pipe.step_cache.stats()
+        finally:
+            disable_step_cache(pipe)
+        images = {"image": result.image, "latents": speed.take_latents()[0]}
+        row_extra = {"step_cache": {k: stats[k] for k in ("threshold", "warmup_steps", "max_consecutive_skips")},
+                     "skip_rate": stats["last_image"]["skip_rate"], "skipped_steps": stats["last_image"]["skipped"]}
+    elif arm in ("schnell-4", "dev-28", "noise-schnell-4", "noise-dev-28"):
         noise = arm.startswith("noise-")
 
         def generate(timer):
@@ -321,8 +374,9 @@ def test_speed(benchmark, speed, mode, arm):
            "stages_s": benchmark.extra_info.get("stage_medians_s"),
            "gpu_peak_gb": (benchmark.extra_info.get("gpu_peak_bytes") or 0) / 1e9,
            "gpu_resident_gb": torch.cuda.memory_allocated() / 1e9 if speed.device != "cpu" else None}
-    if mode == "reference" and not arm.startswith("noise-") and images:
+    if mode == "reference" and base_arm(arm) == arm and images:
         speed.images[("reference", arm)] = images
+    row.update(row_extra)
     row.update(_compare(speed, mode, arm, images))
     speed.results[mode][arm] = row
     benchmark.extra_info.update({k: v for k, v in row.items() if k not in ("seconds", "stages_s")})
@@ -339,6 +393,11 @@ def test_speed_summary(speed, capsys):
                      f"{r.get('pixel_max', r.get('trajectory_pixel_max', -1)):7d} "
                      f"{r.get('pixel_mean', r.get('trajectory_pixel_mean', float('nan'))):8.3f} "
                      f"{r.get('latent_rel_diff', float('nan')):8.4f}")
+        if "images_per_s" in r:
+            lines.append(f"{'':27} batch {r['batch']}: {r['images_per_s']:.3f} images/s, {r['per_image_s']:.3f} s per image")
+        if "skip_rate" in r:
+            lines.append(f"{'':27} First-Block-Cache (lossy) threshold {r['step_cache']['threshold']:g}: "
+                         f"skipped {r['skipped_steps']} steps (rate {r['skip_rate']:.2f})")
         if "ratio_to_naive_reference" in r:
             lines.append(f"{'':27} trajectory / naive reference curve = {r['ratio_to_naive_reference']:.3f}")
     lines.append("compile s (first calls minus steady state): "

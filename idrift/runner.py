@@ -53,6 +53,8 @@ class RunContext:
     agreement_metric: object | None = None
     skipped_metrics: dict[str, str] = field(default_factory=dict)  # metric -> why it cannot be judged here
     shard: tuple[int, int] | None = None  # (i, n): this process runs specs whose hash falls in shard i
+    # Samples whose runs differ only in the seed are generated this many at a time (one batched run).
+    batch_size: int = 1
     _pipeline: InfiniteYouPipeline | None = None
 
     @property
@@ -108,6 +110,22 @@ def _trajectory_groups(specs: Iterable[RunSpec]) -> list[list[RunSpec]]:
     return list(groups.values())
 
 
+def _run_spec(group: list[RunSpec]) -> RunSpec:
+    """The pipeline run that serves a group: a trajectory's full-length run, or the budget spec itself."""
+    first = group[0]
+    if first.mode == "trajectory":
+        return first.replace(mode="budget", steps=first.trajectory_of, trajectory_of=0)
+    return first
+
+
+def _batches(groups: list[list[RunSpec]], batch_size: int) -> list[list[list[RunSpec]]]:
+    """Chunks of at most `batch_size` groups whose runs differ only in the seed (one batched run each)."""
+    alike: dict[str, list[list[RunSpec]]] = {}
+    for group in groups:
+        alike.setdefault(_run_spec(group).replace(seed=0).key, []).append(group)
+    return [same[i:i + batch_size] for same in alike.values() for i in range(0, len(same), batch_size)]
+
+
 def identity_metric_version(metric) -> str:
     """Stored ID_sim values are per face backend; a new backend version re-measures them."""
     return "" if metric is None else f"id_sim/{metric.backend.name}-{metric.backend.version}"
@@ -136,43 +154,52 @@ class Runner:
         their records in spec order."""
         store = self.ctx.store
         todo = [s for s in specs if store.get(s) is None]
-        groups = _trajectory_groups(todo)
+        if self.ctx.batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {self.ctx.batch_size}")
+        batches = _batches(_trajectory_groups(todo), self.ctx.batch_size)
         bar = tqdm(total=len(todo), desc=desc or "samples", unit="img", disable=not progress or not todo,
                    dynamic_ncols=True)
-        for group in groups:
-            bar.set_postfix_str(group[0].config_label + " " + group[0].sample_label, refresh=False)
-            self._generate_group(group)
-            bar.update(len(group))
+        for batch in batches:
+            first = batch[0][0]
+            bar.set_postfix_str(f"{first.config_label} {first.sample_label}" + (f" +{len(batch) - 1}" if len(batch) > 1 else ""),
+                                refresh=False)
+            self._generate_batch(batch)
+            bar.update(sum(len(group) for group in batch))
         bar.close()
         for spec in specs:
             self._measure(spec, metrics)
         return [as_record(store.get(s)) for s in specs]
 
-    def _generate_group(self, group: list[RunSpec]) -> None:
+    def _generate_batch(self, batch: list[list[RunSpec]]) -> None:
+        """One pipeline run for the groups of `batch` (same run but the seed); results go to the store."""
         store = self.ctx.store
-        first = group[0]
+        first = batch[0][0]
         reference = self.reference(first.identity)
+        steps: tuple[int, ...] = ()
+        if first.mode == "trajectory":
+            # One run serves every standard budget: decoding all of them now (a VAE decode each)
+            # spares the next arms of the grid a whole trajectory run.
+            wanted = {*DRIFT_STEPS, *(s.steps for group in batch for s in group)}
+            steps = tuple(sorted(wanted & set(range(1, first.trajectory_of + 1))))
+            batch = [[group[0].replace(steps=k) for k in steps] for group in batch]
         try:
             started = time.perf_counter()
-            if first.mode == "trajectory":
-                # One run serves every standard budget: decoding all of them now (a VAE decode each)
-                # spares the next arms of the grid a whole trajectory run.
-                steps = sorted({*DRIFT_STEPS, *(s.steps for s in group)} & set(range(1, first.trajectory_of + 1)))
-                group = [first.replace(steps=k) for k in steps]
-                run_spec = first.replace(mode="budget", steps=first.trajectory_of, trajectory_of=0)
-                result = self.ctx.pipeline(run_spec, reference, trajectory_steps=tuple(steps))
-                images = {s.key: result.trajectory[s.steps] for s in group}
-            else:
-                result = self.ctx.pipeline(first, reference)
-                images = {first.key: result.image}
-            seconds = dict(result.stage_seconds, total=time.perf_counter() - started)
+            results = self.ctx.pipeline.generate_batch([_run_spec(group) for group in batch], reference,
+                                                       trajectory_steps=steps)
+            seconds = dict(results[0].stage_seconds, total=time.perf_counter() - started)
         except NonFiniteError as exc:
-            for spec in group:  # the sample is failed; the run goes on
+            if len(batch) > 1:  # find the bad sample(s) alone: their batch mates must not fail with them
+                for group in batch:
+                    self._generate_batch([group])
+                return
+            for spec in batch[0]:  # the sample is failed; the run goes on
                 where = f"; sample {spec.key} is step {spec.steps} of that trajectory run" if spec.mode == "trajectory" else ""
                 store.record_failure(spec, f"{exc}{where}")
             return
-        for spec in group:
-            store.put_generation(spec, images[spec.key], seconds, {"trajectory_group": len(group)})
+        for group, result in zip(batch, results):
+            for spec in group:
+                image = result.trajectory[spec.steps] if spec.mode == "trajectory" else result.image
+                store.put_generation(spec, image, seconds, {"trajectory_group": len(group), "batch": len(batch)})
 
     def _measure_identity(self, spec: RunSpec, record, reference: Identity, name: str, metric) -> None:
         version = identity_metric_version(metric)

@@ -150,3 +150,51 @@ def test_real_layout_loads_and_generates_the_same_image(tmp_path, pipe, referenc
     paths = save_tiny_as_real_layout(tmp_path / "weights")
     loaded = InfiniteYouPipeline(load_real_bundle(paths, device="cpu", dtype=torch.float32))
     assert np.array_equal(pixels(loaded(spec(), reference)), pixels(pipe(spec(), reference)))
+
+
+# ---- batches -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("changes", [dict(), dict(backbone="schnell", guidance=0.0, control="keypoints")])
+def test_a_batch_matches_the_samples_generated_alone(pipe, reference, changes):
+    specs = [spec(seed=seed, **changes) for seed in (3, 1, 2)]
+    batched = pipe.generate_batch(specs, reference)
+    alone = [pipe(s, reference) for s in specs]
+    assert len(batched) == 3
+    for one, solo in zip(batched, alone):
+        # Same noise and control draw per seed; only the matmul shapes differ (float reassociation).
+        assert np.abs(pixels(one) - pixels(solo)).max() <= 1
+    assert not np.array_equal(pixels(batched[0]), pixels(batched[1]))  # each sample keeps its own seed
+
+
+def test_a_batched_trajectory_gives_every_sample_its_steps(pipe, reference):
+    specs = [spec(seed=seed, steps=6) for seed in (0, 1)]
+    batched = pipe.generate_batch(specs, reference, trajectory_steps=(2, 6))
+    for one, s in zip(batched, specs):
+        solo = pipe(s, reference, trajectory_steps=(2, 6))
+        assert sorted(one.trajectory) == [2, 6]
+        assert np.abs(pixels(one) - pixels(solo)).max() <= 1
+        assert np.abs(np.asarray(one.trajectory[2], np.int16) - np.asarray(solo.trajectory[2], np.int16)).max() <= 1
+
+
+def test_a_batch_refuses_specs_that_differ_in_more_than_the_seed(pipe, reference):
+    with pytest.raises(ValueError, match="differ only in their seed.*prompt"):
+        pipe.generate_batch([spec(seed=0), spec(seed=1, prompt="another prompt")], reference)
+    with pytest.raises(ValueError, match="seeds repeat"):
+        pipe.generate_batch([spec(seed=0), spec(seed=0)], reference)
+    with pytest.raises(ValueError, match="at least one"):
+        pipe.generate_batch([], reference)
+
+
+def test_nan_in_a_batch_names_the_samples(pipe, reference):
+    backbone = pipe.bundle.backbone("dev")
+
+    def poison_second(module, args, output):  # only sample 1 of the batch goes bad
+        output[0][1:2] = float("nan")
+        return output
+
+    handle = backbone.register_forward_hook(poison_second)
+    specs = [spec(seed=0), spec(seed=1)]
+    try:
+        with pytest.raises(NonFiniteError, match=f"NaN/inf at step 1/4 for sample\\(s\\) {specs[1].key}$"):
+            pipe.generate_batch(specs, reference)
+    finally:
+        handle.remove()

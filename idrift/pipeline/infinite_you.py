@@ -201,59 +201,87 @@ class InfiniteYouPipeline:
         )
 
     @torch.no_grad()
-    def decode(self, packed: torch.Tensor, latent_h: int, latent_w: int, spec: RunSpec) -> Image.Image:
+    def decode(self, packed: torch.Tensor, latent_h: int, latent_w: int, specs: list[RunSpec]) -> list[Image.Image]:
+        """Packed latents (B, tokens, C*4) -> one PIL image per spec, decoded as one VAE batch."""
         vae = self.bundle.vae
         latents = unpack_latents(packed, latent_h, latent_w)
         latents = latents / vae.config.scaling_factor + vae.config.shift_factor
         pixels = vae.decode(latents.to(vae.dtype), return_dict=False)[0]
-        if not torch.isfinite(pixels).all():
-            raise NonFiniteError(f"VAE decode produced NaN/inf pixels for sample {spec.key}")
-        return tensor_to_pil(pixels)
+        finite = torch.isfinite(pixels).flatten(1).all(dim=1).tolist()
+        if not all(finite):
+            bad = ", ".join(s.key for s, ok in zip(specs, finite) if not ok)
+            raise NonFiniteError(f"VAE decode produced NaN/inf pixels for sample(s) {bad}")
+        return [tensor_to_pil(pixels[i:i + 1]) for i in range(pixels.shape[0])]
 
     @torch.no_grad()
     def __call__(self, spec: RunSpec, reference: IdentityReference, *, timer=None,
                  trajectory_steps: tuple[int, ...] = ()) -> GenerationResult:
         """Generate one image for `spec`. `trajectory_steps` also decodes the x0 prediction
         (x0 = x_t - sigma_t * v) after each listed step; the last step's x0 is the final image."""
+        return self.generate_batch([spec], reference, timer=timer, trajectory_steps=trajectory_steps)[0]
+
+    @torch.no_grad()
+    def generate_batch(self, specs: list[RunSpec], reference: IdentityReference, *, timer=None,
+                       trajectory_steps: tuple[int, ...] = ()) -> list[GenerationResult]:
+        """Generate samples that differ only in their seed as one batch (one result per spec, in order).
+
+        Every sample keeps its own noise and control-latent draw from its seed, so a batched image equals
+        the one generated alone up to bf16/float reassociation (other matmul shapes), not bitwise. The
+        stage seconds in each result are those of the whole batch."""
+        specs = list(specs)
+        if not specs:
+            raise ValueError("generate_batch needs at least one spec")
+        first = specs[0]
+        for other in specs[1:]:
+            if other.replace(seed=first.seed) != first:
+                fields = [k for k, v in first.as_dict().items() if k != "seed" and other.as_dict()[k] != v]
+                raise ValueError(f"generate_batch: specs must differ only in their seed; sample {other.key} "
+                                 f"differs from {first.key} in {', '.join(fields)}: generate them in separate batches")
+        if len({s.seed for s in specs}) != len(specs):
+            raise ValueError(f"generate_batch: seeds repeat in {[s.seed for s in specs]}; each sample needs its own")
+        batch = len(specs)
         timer = timer or _NullTimer()
-        total = spec.trajectory_of if spec.mode == "trajectory" else spec.steps
+        total = first.trajectory_of if first.mode == "trajectory" else first.steps
         bad = [k for k in trajectory_steps if not 1 <= k <= total]
         if bad:
             raise ValueError(f"trajectory steps {bad} are outside 1..{total}")
-        backbone = self.bundle.backbone(spec.backbone)
+        backbone = self.bundle.backbone(first.backbone)
 
         with timer.stage("text_encoding"):
-            text = self.encode_prompt(spec.prompt)
+            text = self.encode_prompt(first.prompt)
         with timer.stage("id_embedding"):
-            id_tokens = self.identity_tokens(reference)
+            id_tokens = self.identity_tokens(reference).expand(batch, -1, -1)
         with timer.stage("control_image"):
-            control = self.control_latents(reference, spec)
+            control = torch.cat([self.control_latents(reference, s) for s in specs])
 
-        latents, latent_h, latent_w = self.initial_latents(spec)
+        starts = [self.initial_latents(s) for s in specs]
+        latents, latent_h, latent_w = torch.cat([x for x, _, _ in starts]), starts[0][1], starts[0][2]
+        pooled = text.pooled.expand(batch, -1)
+        prompt_embeds = text.prompt_embeds.expand(batch, -1, -1)
         img_ids = latent_image_ids(latent_h, latent_w, self.device, self.dtype)
-        scheduler = self.scheduler_for(spec, latents.shape[1], total)
+        scheduler = self.scheduler_for(first, latents.shape[1], total)
         guidance = None
         if backbone.config.guidance_embeds:
-            guidance = torch.full((1,), spec.guidance, device=self.device, dtype=torch.float32)
+            guidance = torch.full((batch,), first.guidance, device=self.device, dtype=torch.float32)
 
         # A trajectory sample at step k is the x0 prediction of the k-th model call of a
         # `trajectory_of`-step schedule; nothing after step k affects it, so the loop stops there.
-        capture = set(trajectory_steps) | ({spec.steps} if spec.mode == "trajectory" else set())
-        last_step = spec.steps if spec.mode == "trajectory" else total
+        capture = set(trajectory_steps) | ({first.steps} if first.mode == "trajectory" else set())
+        last_step = first.steps if first.mode == "trajectory" else total
         x0_predictions: dict[int, torch.Tensor] = {}
         if self.step_cache is not None:
             self.step_cache.reset()
         for i, t in enumerate(scheduler.timesteps[:last_step]):
-            scale = spec.alpha * infusenet_keep(i, total, spec.infuse_start, spec.infuse_end)
+            scale = first.alpha * infusenet_keep(i, total, first.infuse_start, first.infuse_end)
             block_samples = single_samples = None
             if scale != 0.0:  # an inactive InfuseNet adds nothing: skip its cost
                 with timer.stage("infusenet"):
                     block_samples, single_samples = self.infusenet_residuals(
-                        latents, t, control, id_tokens, text.pooled, img_ids, scale)
+                        latents, t, control, id_tokens, pooled, img_ids, scale)
             with timer.stage("backbone"):
                 inputs = dict(
-                    hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000, guidance=guidance,
-                    pooled_projections=text.pooled, encoder_hidden_states=text.prompt_embeds,
+                    hidden_states=latents, timestep=t.expand(batch).to(latents.dtype) / 1000, guidance=guidance,
+                    pooled_projections=pooled, encoder_hidden_states=prompt_embeds,
                     controlnet_block_samples=block_samples, controlnet_single_block_samples=single_samples,
                     txt_ids=text.text_ids, img_ids=img_ids,
                 )
@@ -261,15 +289,21 @@ class InfiniteYouPipeline:
                     velocity = backbone(**inputs, return_dict=False)[0]
                 else:
                     velocity = self.step_cache(backbone, step=i, **inputs)
-            if not torch.isfinite(velocity).all():
-                raise NonFiniteError(f"{spec.backbone} produced NaN/inf at step {i + 1}/{total} for sample {spec.key}")
+            finite = torch.isfinite(velocity).flatten(1).all(dim=1).tolist()
+            if not all(finite):
+                bad_keys = ", ".join(s.key for s, ok in zip(specs, finite) if not ok)
+                raise NonFiniteError(f"{first.backbone} produced NaN/inf at step {i + 1}/{total} for sample(s) {bad_keys}")
             if i + 1 in capture:
                 x0_predictions[i + 1] = latents - scheduler.sigmas[i] * velocity
             latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
 
         with timer.stage("vae_decode"):
-            final = x0_predictions[spec.steps] if spec.mode == "trajectory" else latents
-            image = self.decode(final, latent_h, latent_w, spec)
-            trajectory = {k: self.decode(x0, latent_h, latent_w, spec) for k, x0 in sorted(x0_predictions.items())
-                          if k in trajectory_steps}
-        return GenerationResult(image=image, stage_seconds=dict(timer.seconds), trajectory=trajectory)
+            final = x0_predictions[first.steps] if first.mode == "trajectory" else latents
+            images = self.decode(final, latent_h, latent_w, specs)
+            trajectories = [{} for _ in specs]
+            for k, x0 in sorted(x0_predictions.items()):
+                if k in trajectory_steps:
+                    for per_sample, image in zip(trajectories, self.decode(x0, latent_h, latent_w, specs)):
+                        per_sample[k] = image
+        return [GenerationResult(image=image, stage_seconds=dict(timer.seconds), trajectory=trajectory)
+                for image, trajectory in zip(images, trajectories)]
