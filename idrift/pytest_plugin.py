@@ -3,6 +3,7 @@
     pytest benchmarks                                    # tiny profile, smoke tier, baselines/tiny-cpu.json
     pytest benchmarks --idrift-profile real --idrift-tier full --idrift-require-real
     pytest benchmarks --idrift-update-baselines          # rewrite the profile's baseline, printing the diff
+    pytest benchmarks --idrift-accelerate lossless       # compiled blocks etc.; --idrift-step-cache 0.12 is lossy
 
 A benchmark module declares its claim family; `pytest_generate_tests` parametrizes `idrift_sample`
 over every grid point of that family's claims, and `idrift_claim` over the claims themselves. The
@@ -48,6 +49,26 @@ def pytest_addoption(parser):
                     help="ID_sim of a generated image with no face: counts as 0 (zero) or is left out (detected)")
     group.addoption("--idrift-shard", default=os.environ.get("IDRIFT_SHARD"),
                     help="i/n: run only shard i of n of every grid (CI matrix jobs); merge stores with `idrift merge`")
+    group.addoption("--idrift-batch-size", default=int(os.environ.get("IDRIFT_BATCH_SIZE", "1")), type=int,
+                    help="generate up to this many samples that differ only in the seed as one batch (default 1; "
+                         "images match those made alone up to float reassociation) [env IDRIFT_BATCH_SIZE]")
+    from idrift.config import ACCELERATE_MODES, MEMORY_MODES, step_cache_threshold
+
+    group.addoption("--idrift-accelerate", default=os.environ.get("IDRIFT_ACCELERATE", "eager"), choices=ACCELERATE_MODES,
+                    help="eager (reference path, default); lossless: compiled blocks, cuDNN attention, VAE "
+                         "channels_last (not compiled on a CPU); lossy: lossless plus fp8 matmuls (CUDA sm_89+) "
+                         "[env IDRIFT_ACCELERATE]")
+    group.addoption("--idrift-step-cache", default=os.environ.get("IDRIFT_STEP_CACHE"), type=step_cache_threshold,
+                    metavar="THRESHOLD",
+                    help="First-Block-Cache with this threshold, e.g. 0.12: skips backbone work on similar steps. "
+                         "LOSSY. Default off [env IDRIFT_STEP_CACHE]")
+    group.addoption("--idrift-memory", default=os.environ.get("IDRIFT_MEMORY", "off"), choices=MEMORY_MODES,
+                    help="off (default); offload: one resident backbone, text encoders offloaded (lossless); "
+                         "offload-8bit: also 8-bit block weights (LOSSY) [env IDRIFT_MEMORY]")
+    group.addoption("--idrift-allow-lossy-baselines", action="store_true",
+                    default=os.environ.get("IDRIFT_ALLOW_LOSSY_BASELINES", "") not in ("", "0"),
+                    help="let --idrift-update-baselines write a baseline from a lossy pipeline (its provenance says "
+                         "lossy) [env IDRIFT_ALLOW_LOSSY_BASELINES=1]")
     from idrift.models.paths import add_pytest_options
 
     add_pytest_options(group)
@@ -73,6 +94,10 @@ def _session(config):
             update_baselines=config.getoption("--idrift-update-baselines"),
             identities=config.getoption("--idrift-identities"), aggregation=config.getoption("--idrift-aggregation"),
             shard=_parse_shard(config.getoption("--idrift-shard")), weights=options_from_pytest(config),
+            accelerate=config.getoption("--idrift-accelerate"), step_cache=config.getoption("--idrift-step-cache"),
+            memory=config.getoption("--idrift-memory"),
+            allow_lossy_baselines=config.getoption("--idrift-allow-lossy-baselines"),
+            batch_size=config.getoption("--idrift-batch-size"),
         )
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         if worker and options.fresh:
@@ -114,6 +139,11 @@ def pytest_configure(config):
         raise pytest.UsageError(str(exc)) from exc
     if getattr(config, "workerinput", {}).get("idrift_dist") == "loadgroup":
         config.option.loadgroup = True  # the worker-side flag xdist derives from --dist loadgroup
+    if _acceleration_requested(config):
+        try:  # a bad value (from an env var), a lossy baseline update, lossy on a CPU: one line, before anything
+            _session(config).check_acceleration()
+        except IdriftError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if config.getoption("--idrift-profile", default="tiny") == "real" and not os.environ.get("PYTEST_XDIST_WORKER"):
         try:  # every missing or malformed weight in one message, before collection builds anything
             _session(config).check_real_weights()
@@ -121,6 +151,13 @@ def pytest_configure(config):
             raise pytest.UsageError(str(exc)) from None
     if config.getoption("--idrift-fresh", default=False) and not os.environ.get("PYTEST_XDIST_WORKER"):
         _session(config).wipe_store()  # once, before any worker starts; builds no model
+
+
+def _acceleration_requested(config) -> bool:
+    return (config.getoption("--idrift-accelerate", default="eager") != "eager"
+            or config.getoption("--idrift-step-cache", default=None) is not None
+            or config.getoption("--idrift-memory", default="off") != "off"
+            or config.getoption("--idrift-allow-lossy-baselines", default=False))
 
 
 def _family(item) -> str | None:
@@ -230,11 +267,15 @@ def check_claim(session, claim, request) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     session = config.stash.get(_SESSION_KEY, None)
     if session is None or not session.results:
-        _workers_summary(terminalreporter)  # pytest -n: the claims were judged in the workers
+        # pytest -n: the claims were judged in the workers
+        _workers_summary(terminalreporter, session.acceleration_line() if session is not None else None)
         return
     write = terminalreporter.write_line
     terminalreporter.section("idrift claims")
     write(f"profile {session.profile}, tier {session.options.tier}, store {session.store.path}")
+    acceleration = session.acceleration_line()
+    if acceleration:  # a lossy (or lossless) run is visibly labelled
+        write(acceleration)
     for claim_id, outcomes in session.outcomes.items():
         for line in summary_lines(claim_id, outcomes):
             write(line)
@@ -245,7 +286,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             write(line)
 
 
-def _workers_summary(terminalreporter) -> None:
+def _workers_summary(terminalreporter, acceleration: str | None) -> None:
     lines = []
     for reports in terminalreporter.stats.values():
         for report in reports:
@@ -253,5 +294,7 @@ def _workers_summary(terminalreporter) -> None:
                 lines += [line for name, value in report.user_properties if name == "idrift_outcomes" for line in value]
     if lines:
         terminalreporter.section("idrift claims")
+        if acceleration:
+            terminalreporter.write_line(acceleration)
         for line in lines:
             terminalreporter.write_line(line)

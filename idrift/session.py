@@ -2,6 +2,11 @@
 
 Shared by the pytest plugin (`pytest benchmarks`) and the `idrift run` command, so both run the
 same code. Everything heavy is built on first use: collecting the benchmarks builds no model.
+
+Acceleration (`--idrift-accelerate`, `--idrift-memory`, `--idrift-step-cache`) is applied when the
+pipeline is built, in the order the pipeline modules document: fast.accelerate, then
+memory.fit_memory, then step_cache.enable_step_cache. Its label goes into every RunSpec (so the store
+never mixes accelerated images with the reference path's) and its provenance into `provenance`.
 """
 
 from __future__ import annotations
@@ -16,7 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from idrift.claims import Claim
-from idrift.config import PROFILE_DEFAULTS, PROFILES
+from idrift.config import (
+    ACCELERATE_MODES,
+    EAGER,
+    MEMORY_MODES,
+    PROFILE_DEFAULTS,
+    PROFILES,
+    acceleration_label,
+    step_cache_threshold,
+)
 from idrift.errors import IdriftError
 from idrift.evaluate import (
     ClaimResult,
@@ -75,12 +88,65 @@ class SessionOptions:
     weights: dict = field(default_factory=dict)  # --idrift-flux-dev etc. (idrift.models.paths)
     cache_dir: str | None = None
     device: str | None = None
+    accelerate: str = "eager"  # ACCELERATE_MODES
+    step_cache: float | None = None  # First-Block-Cache threshold; None: no step cache
+    memory: str = "off"  # MEMORY_MODES
+    allow_lossy_baselines: bool = False  # let --idrift-update-baselines write from a lossy pipeline
+    batch_size: int = 1  # samples whose runs differ only in the seed, generated together
+    command: str = "pytest"  # whose options the messages name: "pytest" (--idrift-X) or "idrift run" (--X)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
             raise IdriftError(f"--idrift-profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise IdriftError(f"--idrift-batch-size must be a whole number >= 1, got {self.batch_size!r} "
+                              "[env IDRIFT_BATCH_SIZE]")
         if self.tier not in ("smoke", "full"):
             raise IdriftError(f"--idrift-tier must be smoke or full, got {self.tier!r}")
+        if self.accelerate not in ACCELERATE_MODES:
+            raise IdriftError(f"--idrift-accelerate must be one of {', '.join(ACCELERATE_MODES)}, "
+                              f"got {self.accelerate!r} [env IDRIFT_ACCELERATE]")
+        if self.memory not in MEMORY_MODES:
+            raise IdriftError(f"--idrift-memory must be one of {', '.join(MEMORY_MODES)}, "
+                              f"got {self.memory!r} [env IDRIFT_MEMORY]")
+        try:
+            self.step_cache = step_cache_threshold(self.step_cache)
+        except ValueError as exc:
+            raise IdriftError(f"--idrift-step-cache: {exc} [env IDRIFT_STEP_CACHE]") from None
+        if self.update_baselines and self.lossy and not self.allow_lossy_baselines:
+            raise IdriftError(
+                f"--idrift-update-baselines with a lossy pipeline ({' '.join(self.acceleration_args())}): identity "
+                "baselines need a lossless pipeline. Drop the lossy options (--idrift-accelerate lossy, "
+                "--idrift-step-cache, --idrift-memory offload-8bit), or pass --idrift-allow-lossy-baselines to "
+                "write a baseline whose provenance says lossy")
+
+    @property
+    def lossy(self) -> bool:
+        """True when an option changes what the pipeline computes (fp8, step cache, 8-bit weights)."""
+        return self.accelerate == "lossy" or self.step_cache is not None or self.memory == "offload-8bit"
+
+    @property
+    def acceleration_label(self) -> str:
+        """The RunSpec.acceleration these options give: what idrift.config.acceleration_label says of the
+        pipeline they build (checked when it is built). From the options, so that collecting the
+        benchmarks builds no pipeline."""
+        if self.lossy:
+            parts = ["fp8"] if self.accelerate == "lossy" else []
+            parts += [f"fbc{self.step_cache:g}"] if self.step_cache is not None else []
+            parts += ["8bit"] if self.memory == "offload-8bit" else []
+            return "lossy:" + "+".join(parts)
+        return "lossless" if self.accelerate == "lossless" or self.memory == "offload" else EAGER
+
+    def flag(self, name: str, command: str | None = None) -> str:
+        """The command-line option `name` ("accelerate") as `command` (default: this session's) spells it."""
+        return f"--{name}" if (command or self.command) == "idrift run" else f"--idrift-{name}"
+
+    def acceleration_args(self, command: str | None = None) -> list[str]:
+        """The options that give this acceleration (for messages, a baseline's command)."""
+        args = [] if self.accelerate == "eager" else [self.flag("accelerate", command), self.accelerate]
+        args += [] if self.step_cache is None else [self.flag("step-cache", command), f"{self.step_cache:g}"]
+        args += [] if self.memory == "off" else [self.flag("memory", command), self.memory]
+        return args
 
 
 class BenchmarkSession:
@@ -163,11 +229,51 @@ class BenchmarkSession:
 
         return resolve_weight_paths(self.options.weights)
 
+    def check_acceleration(self) -> None:
+        """Refuse, before any model is built, acceleration options this run's device cannot do. (The
+        pipeline modules check again when applied; their errors also come out as IdriftError.)"""
+        if self.options.accelerate == "lossy" and not self.device.startswith("cuda"):
+            flag = self.options.flag("accelerate")
+            raise IdriftError(
+                f"{flag} lossy: fp8 matmuls need a CUDA GPU with fp8 tensor cores (sm_89+: L4, L40, RTX 4090, "
+                f"H100); this run's device is {self.device} (profile {self.profile}). Use {flag} lossless, or run "
+                "on such a GPU")
+
     @cached_property
     def pipeline(self):
+        """The InfiniteYou pipeline, accelerated as the options say, in the documented order:
+        fast.accelerate, then memory.fit_memory, then step_cache.enable_step_cache."""
+        from idrift.pipeline.fast import AccelerationError
         from idrift.pipeline.infinite_you import InfiniteYouPipeline
 
-        return InfiniteYouPipeline(self.bundle)
+        self.check_acceleration()
+        pipeline = InfiniteYouPipeline(self.bundle)
+        options = self.options
+        option = ""
+        try:
+            if options.accelerate != "eager":
+                from idrift.pipeline.fast import accelerate
+
+                option = f"{options.flag('accelerate')} {options.accelerate}"
+                accelerate(pipeline, options.accelerate)
+            if options.memory != "off":
+                from idrift.pipeline.memory import fit_memory
+
+                option = f"{options.flag('memory')} {options.memory}"
+                fit_memory(pipeline, weights_8bit=options.memory == "offload-8bit")
+            if options.step_cache is not None:
+                from idrift.pipeline.step_cache import enable_step_cache
+
+                option = f"{options.flag('step-cache')} {options.step_cache:g}"
+                enable_step_cache(pipeline, options.step_cache)
+        except AccelerationError as exc:
+            raise IdriftError(f"{option}: {exc}") from None
+        built = acceleration_label(getattr(pipeline, "acceleration", None))
+        if built != options.acceleration_label:  # the specs were labelled from the options: they must agree
+            raise IdriftError(f"the accelerated pipeline is labelled {built!r} but the options say "
+                              f"{options.acceleration_label!r} ({' '.join(options.acceleration_args())}); "
+                              "idrift.config.acceleration_label and SessionOptions.acceleration_label disagree: report this")
+        return pipeline
 
     @cached_property
     def face_backend(self):
@@ -260,7 +366,7 @@ class BenchmarkSession:
             dtype=defaults.dtype, identities=self.identities, prompt_sets=load_prompt_set, store=self.store,
             pipeline_factory=lambda: self.pipeline, weights_fingerprint=self.weights_fingerprint,
             identity_metric=self.identity_metric, lpips_metric=self.lpips_metric, shard=self.options.shard,
-            agreement_metric=self.agreement_metric,
+            agreement_metric=self.agreement_metric, batch_size=self.options.batch_size,
         )
 
     @cached_property
@@ -271,6 +377,54 @@ class BenchmarkSession:
         return self.bundle.fingerprint
 
     # ---- provenance ---------------------------------------------------------------------------
+    def acceleration_provenance(self) -> dict:
+        """fast.provenance of the pipeline (mode, lossy, label, techniques, step cache settings) plus
+        `spec_label` (the RunSpec.acceleration of this run) and, once images were made, the step cache's
+        skip counts. Eager builds no pipeline for this: there is nothing to report."""
+        if self.options.acceleration_label == EAGER:
+            return {"mode": "eager", "lossy": False, "label": "eager", "techniques": [], "spec_label": EAGER}
+        from idrift.pipeline.fast import provenance
+
+        out = dict(provenance(self.pipeline), spec_label=self.options.acceleration_label)
+        cache = getattr(self.pipeline, "step_cache", None)
+        if cache is not None:
+            out["step_cache_stats"] = cache.stats()["total"]  # computed/skipped steps, skip rate, images
+        return out
+
+    def memory_provenance(self) -> dict | None:
+        """A summary of memory.memory_report (None without --idrift-memory)."""
+        if self.options.memory == "off":
+            return None
+        from idrift.pipeline.memory import memory_report
+
+        report = memory_report(self.pipeline)
+        keys = ("techniques", "lossy", "label", "budget_bytes", "expected_peak_bytes", "fits_budget", "bytes_moved",
+                "offload_device")
+        return {k: report[k] for k in keys if k in report}
+
+    def refresh_acceleration_provenance(self) -> None:
+        """Update the step cache counts and the memory summary in `provenance` (they grow with the run)."""
+        if "provenance" not in self.__dict__ or "pipeline" not in self.__dict__:
+            return  # nothing measured yet, or a session read back from a run (its provenance is the run's)
+        self.provenance["acceleration"] = self.acceleration_provenance()
+        if self.options.memory != "off":
+            self.provenance["memory"] = self.memory_provenance()
+
+    def acceleration_line(self) -> str | None:
+        """One line for the end-of-run summary; None on the eager reference path."""
+        label = self.options.acceleration_label
+        if label == EAGER:
+            return None
+        line = f"acceleration {label} ({' '.join(self.options.acceleration_args())})"
+        if self.options.lossy:
+            line += ": LOSSY, numbers deviate from the reference path"
+            stats = (self.provenance.get("acceleration") or {}).get("step_cache_stats") if "provenance" in self.__dict__ else None
+            if stats:
+                line += f"; step cache skipped {stats['skipped']} of {stats['computed'] + stats['skipped']} steps"
+        else:
+            line += ": lossless, same function as eager up to bf16 reassociation"
+        return line
+
     @cached_property
     def provenance(self) -> dict:
         prov = {
@@ -289,14 +443,22 @@ class BenchmarkSession:
             prov["face_backend"] = self.face_backend.provenance()  # onnxruntime providers on `real`
         if self.lpips_metric is not None:
             prov["lpips"] = self.lpips_metric.provenance()
+        prov["acceleration"] = self.acceleration_provenance()  # every stored number says how it was computed
+        if self.options.memory != "off":
+            prov["memory"] = self.memory_provenance()
         return prov
 
     # ---- claims -------------------------------------------------------------------------------
     def specs(self, claim: Claim):
-        return specs_for(claim, self.context)
+        """The claim's RunSpecs, labelled with this run's acceleration (part of their keys). The label is
+        set after specs_for, so --idrift-shard splits an accelerated grid exactly as it splits the eager one."""
+        specs = specs_for(claim, self.context)
+        label = self.options.acceleration_label
+        return specs if label == EAGER else [spec.replace(acceleration=label) for spec in specs]
 
     def run_claim(self, claim: Claim, progress: bool = False) -> ClaimResult:
         records = self.runner.ensure(self.specs(claim), claim.metrics, desc=claim.id, progress=progress)
+        self.refresh_acceleration_provenance()
         result = evaluate(claim, records, aggregation=self.options.aggregation)
         if claim.id == "latency":
             self._add_latency_figures(result)

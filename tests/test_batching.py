@@ -12,9 +12,8 @@ from idrift.session import BenchmarkSession, SessionOptions
 
 
 def session_with(tmp_path, name: str, batch_size: int) -> BenchmarkSession:
-    session = BenchmarkSession(SessionOptions(store=str(tmp_path / name), cache_dir=str(tmp_path / "cache")))
-    session.context.batch_size = batch_size
-    return session
+    return BenchmarkSession(SessionOptions(store=str(tmp_path / name), cache_dir=str(tmp_path / "cache"),
+                                           batch_size=batch_size))
 
 
 def seeds_of(session, mode: str = "budget"):
@@ -65,6 +64,11 @@ def test_a_bad_sample_fails_alone_and_its_batch_mates_are_kept(tmp_path):
 
 
 def test_batch_size_must_be_positive(tmp_path):
-    session = session_with(tmp_path, "store", 0)
+    from idrift.errors import IdriftError
+
+    with pytest.raises(IdriftError, match="--idrift-batch-size must be a whole number >= 1"):
+        session_with(tmp_path, "store", 0)
+    session = session_with(tmp_path, "store", 1)
+    session.context.batch_size = 0  # a RunContext built by hand is checked by the runner too
     with pytest.raises(ValueError, match="batch size must be >= 1"):
         session.runner.ensure(seeds_of(session), ("pixels",), progress=False)

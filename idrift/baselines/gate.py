@@ -535,4 +535,15 @@ def provenance_mismatches(baseline_prov: Mapping, run_prov: Mapping) -> list[str
     for name in KEY_PACKAGES:
         if name in bpk and name in rpk and _major_minor(bpk[name]) != _major_minor(rpk[name]):
             out.append(f"packages.{name}: baseline {bpk[name]}, this run {rpk[name]}")
+    ba, ra = _acceleration(baseline_prov), _acceleration(run_prov)
+    if ba != ra:
+        lossy = " (lossy: its numbers deviate from the reference path)" if "lossy" in ra else ""
+        out.append(f"acceleration: baseline {ba}, this run {ra}{lossy}")
     return out
+
+
+def _acceleration(prov: Mapping) -> str:
+    """The acceleration label a provenance records (idrift.config.acceleration_label). Not recorded means
+    eager: every baseline and run made before acceleration was recorded (and the paper's) used no speed-up."""
+    acceleration = prov.get("acceleration") or {}
+    return acceleration.get("spec_label") or acceleration.get("label") or "eager"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from idrift.baselines.io import Baseline, ClaimBaseline, MetricBaseline, diff_baselines, load_baseline, write_baseline
+from idrift.errors import IdriftError
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,24 @@ def rule_for(metric: str, profile: str) -> Rule | None:
     raise AssertionError("RULES ends with a catch-all")
 
 
+def refuse_lossy(session) -> None:
+    """fast.require_lossless(pipeline, "identity baselines"), on the session's provenance (a run read back
+    by `idrift bless` has no pipeline): a lossy run makes no baseline unless the session allows it."""
+    acceleration = session.provenance.get("acceleration") or {}
+    if acceleration.get("lossy") and not session.options.allow_lossy_baselines:
+        label = acceleration.get("spec_label") or acceleration.get("label")
+        raise IdriftError(
+            f"identity baselines need a lossless pipeline; this run is {label} "
+            f"({', '.join(acceleration.get('techniques', []))}). Rerun without the lossy options, or allow it "
+            "with --idrift-allow-lossy-baselines (pytest) or --allow-lossy (idrift bless): the baseline's "
+            "provenance then says lossy")
+
+
 def baseline_from_session(session, name: str, description: str = "") -> Baseline:
+    """The baseline a session's results make. Refuses a lossy run unless allowed (see `refuse_lossy`)."""
     from idrift.session import gate_samples
+
+    refuse_lossy(session)
 
     claims = {}
     for claim_id, result in session.results.items():
@@ -73,9 +90,15 @@ def baseline_from_session(session, name: str, description: str = "") -> Baseline
         claims[claim_id] = ClaimBaseline(protocol=f"{result.claim.protocol}; idrift {session.options.tier} tier", metrics=metrics)
     provenance = dict(session.provenance, profile=session.profile, seeds=sorted(
         {seed for claim in (r.claim for r in session.results.values()) for seed in claim.samples.seeds[session.options.tier]}),
-        command="pytest benchmarks --idrift-profile {} --idrift-tier {} --idrift-update-baselines".format(
-            session.profile, session.options.tier))
-    return Baseline(name=name, description=description or f"measured on the {session.profile} profile",
+        command=" ".join(["pytest benchmarks --idrift-profile {} --idrift-tier {} --idrift-update-baselines".format(
+            session.profile, session.options.tier), *session.options.acceleration_args("pytest"),
+            *(["--idrift-allow-lossy-baselines"] if session.options.lossy else [])]))
+    label = (session.provenance.get("acceleration") or {}).get("spec_label", "eager")
+    if not description:
+        description = f"measured on the {session.profile} profile"
+        if "lossy" in label:
+            description += f", LOSSY acceleration {label} (allowed with --idrift-allow-lossy-baselines)"
+    return Baseline(name=name, description=description,
                     created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                     provenance=provenance, claims=claims)
 
@@ -93,7 +116,10 @@ def update_baseline(session) -> list[str]:
         old = load_baseline(path)
     except Exception:  # a new baseline (or an unreadable one, replaced wholesale)
         path, old = (Path(name) if name.endswith(".json") else REPO_BASELINES / f"{name}.json"), None
-    new = baseline_from_session(session, name=path.stem)
+    try:
+        new = baseline_from_session(session, name=path.stem)
+    except IdriftError as exc:  # a lossy run (the plugin refuses it up front; this is the last guard)
+        return [f"not rewriting {path}: {exc}"]
     if old is not None:  # claims this run did not measure keep their old entries
         for claim_id, claim in old.claims.items():
             new.claims.setdefault(claim_id, claim)

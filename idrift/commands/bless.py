@@ -8,7 +8,9 @@ The baseline is built by the code `pytest --idrift-update-baselines` uses
 from the run's results re-evaluated from its store. Claims the run did not measure keep their old
 entries. The diff against the file it replaces is always printed; the file is written only after
 a 'y' at the prompt or with --yes (without a terminal and without --yes nothing is written and the
-exit status is 2). The paper's numbers (baselines/paper.json) are never overwritten.
+exit status is 2). The paper's numbers (baselines/paper.json) are never overwritten. A run made with a
+lossy pipeline (`idrift run --accelerate lossy`, `--step-cache`, `--memory offload-8bit`) is refused
+unless --allow-lossy is given; the baseline's provenance then says lossy.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def register(subparsers) -> None:
     parser.add_argument("--name", required=True, metavar="NAME_OR_PATH",
                         help="baseline name (writes baselines/NAME.json) or a path ending in .json")
     parser.add_argument("--yes", action="store_true", help="write without asking (CI)")
+    parser.add_argument("--allow-lossy", action="store_true",
+                        help="bless a run made with a lossy pipeline (fp8, step cache, 8-bit weights)")
     parser.set_defaults(func=run)
 
 
@@ -63,6 +67,7 @@ def run(args) -> int:
     from idrift.baselines.update import baseline_from_session
 
     session = session_from_run(run_dir)
+    session.options.allow_lossy_baselines = args.allow_lossy
     new = baseline_from_session(session, name=path.stem, description=f"measured on the {run_dir.profile} profile "
                                 f"by `{run_dir.doc['command']}`")
     # baseline_from_session writes the pytest command into the provenance; this one came from a run.

@@ -2,6 +2,7 @@
 
     idrift run --profile tiny --claims figure5_guidance,table1_backbone_swap --out runs/ci
     idrift run --profile real --tier full --claims all --out runs/h100 --flux-dev /models/FLUX.1-dev ...
+    idrift run --profile real --accelerate lossless --step-cache 0.12 --out runs/fbc ...   # labelled lossy
 
 A run directory holds
     results.json   per claim: figures, per-sample values, expectation outcomes, notes, provenance,
@@ -58,6 +59,18 @@ def register(subparsers) -> None:
                         help="ID_sim of a generated image with no face: counts as 0 (zero, default) or is left out")
     parser.add_argument("--require-real", action="store_true",
                         help="count expectations this profile cannot judge as failures (GPU CI)")
+    from idrift.config import ACCELERATE_MODES, MEMORY_MODES, step_cache_threshold
+
+    parser.add_argument("--accelerate", choices=ACCELERATE_MODES, default="eager",
+                        help="eager (reference path, default); lossless: compiled blocks, cuDNN attention, VAE "
+                             "channels_last (not compiled on a CPU); lossy: lossless plus fp8 matmuls (CUDA sm_89+) "
+                             "[pytest --idrift-accelerate]")
+    parser.add_argument("--step-cache", type=step_cache_threshold, default=None, metavar="THRESHOLD",
+                        help="First-Block-Cache with this threshold, e.g. 0.12: skips backbone work on similar "
+                             "steps. LOSSY. Default off [pytest --idrift-step-cache]")
+    parser.add_argument("--memory", choices=MEMORY_MODES, default="off",
+                        help="off (default); offload: one resident backbone, text encoders offloaded (lossless); "
+                             "offload-8bit: also 8-bit block weights (LOSSY) [pytest --idrift-memory]")
     for opt in WEIGHT_OPTIONS:
         kwargs = {"choices": INFU_VARIANTS} if opt.field == "infu_variant" else {"metavar": "PATH"}
         parser.add_argument(opt.cli_option, dest=opt.field, default=None,
@@ -88,21 +101,24 @@ def run(args) -> int:
     if args.identities is not None and not Path(args.identities).is_file():
         raise IdriftError(f"--identities {args.identities}: no such file; give an identity manifest "
                           "(build one with `idrift data build-identities`)")
-    out.mkdir(parents=True, exist_ok=True)
-
     from idrift.session import BenchmarkSession, SessionOptions
 
     options = SessionOptions(
         profile=args.profile, tier=args.tier, store=str(out / STORE_DIR), identities=args.identities,
         aggregation=args.aggregation, require_real=args.require_real,
         weights={opt.field: getattr(args, opt.field, None) for opt in WEIGHT_OPTIONS},
+        accelerate=args.accelerate, step_cache=args.step_cache, memory=args.memory, command="idrift run",
     )
     session = BenchmarkSession(options)  # builds nothing yet
+    session.check_acceleration()  # e.g. lossy on a CPU: one line, before any model loads
+    out.mkdir(parents=True, exist_ok=True)
     doc = new_results(session, claims)
     carry_over(out, doc)  # before any model loads: a clash with an earlier run fails at once
     doc["provenance"] = session.provenance
     print(f"idrift run: profile {session.profile}, tier {options.tier}, {len(claims)} claim(s), "
           f"store {session.store.path}", file=sys.stderr)
+    if session.acceleration_line():
+        print(f"idrift run: {session.acceleration_line()}", file=sys.stderr)
     for claim in claims:
         if claim.id == "latency":
             time_latency_arms(session, claim)
@@ -166,6 +182,7 @@ def new_results(session, claims: list[Claim]) -> dict:
             "aggregation": session.options.aggregation, "require_real": session.options.require_real,
             "identities": identities_manifest(session),
             "weights": {k: v for k, v in session.options.weights.items() if v is not None},
+            "acceleration": session.options.acceleration_label,  # RunSpec.acceleration of every sample
         },
         "store": STORE_DIR,
         "provenance": None,  # filled after carry_over: taking it builds the models it fingerprints
@@ -175,7 +192,9 @@ def new_results(session, claims: list[Claim]) -> dict:
 
 
 # What must match for claims of an earlier run in the same directory to stand beside this run's.
-SAME_RUN_OPTIONS = ("profile", "tier", "aggregation", "identities", "weights")
+SAME_RUN_OPTIONS = ("profile", "tier", "aggregation", "identities", "weights", "acceleration")
+# An option a results.json written before it existed lacks, and what that run used.
+OPTION_DEFAULTS = {"acceleration": "eager"}
 
 
 def carry_over(out: Path, doc: dict) -> None:
@@ -191,9 +210,10 @@ def carry_over(out: Path, doc: dict) -> None:
             raise ValueError(f"run_format {previous.get('run_format')!r}")
     except (OSError, ValueError) as exc:
         raise IdriftError(f"{path} cannot be read ({exc}); remove it or choose another --out") from None
-    differing = [k for k in SAME_RUN_OPTIONS if previous["options"].get(k) != doc["options"].get(k)]
+    before = {k: previous["options"].get(k, OPTION_DEFAULTS.get(k)) for k in SAME_RUN_OPTIONS}
+    differing = [k for k in SAME_RUN_OPTIONS if before[k] != doc["options"].get(k)]
     if differing:
-        shown = ", ".join(f"{k} {previous['options'].get(k)!r} there, {doc['options'].get(k)!r} here" for k in differing)
+        shown = ", ".join(f"{k} {before[k]!r} there, {doc['options'].get(k)!r} here" for k in differing)
         raise IdriftError(f"--out {out} holds a run with other options ({shown}); choose another --out")
     kept = [c for c in previous["claims"] if c not in doc["options"]["claims"] and c in CLAIMS_BY_ID]
     for claim_id in kept:
@@ -289,6 +309,10 @@ def summary(doc: dict) -> str:
     require_real = doc["options"].get("require_real", False)
     incomplete = "" if doc["complete"] else " (INCOMPLETE: rerun the same command to resume)"
     lines = [f"\nprofile {doc['options']['profile']}, tier {doc['options']['tier']}{incomplete}"]
+    acceleration = doc["options"].get("acceleration", "eager")
+    if acceleration != "eager":  # a lossy run is visibly labelled
+        lossy = ": LOSSY, numbers deviate from the reference path" if "lossy" in acceleration else ""
+        lines.append(f"acceleration {acceleration}{lossy}")
     reasons: dict[str, int] = {}
     for claim_id in [c.id for c in CLAIMS if c.id in doc["claims"]]:
         entry = doc["claims"][claim_id]
