@@ -225,6 +225,24 @@ def test_8bit_weights_are_lossy_and_change_the_image_only_a_little(pipe, referen
     assert provenance(pipe)["lossy"] is True  # the fp8 weights stay, and so does the label
 
 
+def test_8bit_conversion_happens_where_the_backbone_is_built_before_it_moves(pipe):
+    # The tiny factory (like the real loader) builds on the CPU. With the bundle's device set to "meta"
+    # (a stand-in for a GPU on this CPU-only machine: nothing real runs there), the converted backbone
+    # must arrive there already 8-bit, and the conversion must have seen it on the CPU: on a 24 GB card
+    # the bf16 weights never reach the GPU.
+    fit_memory(pipe, weights_8bit=True, fp8_min_features=16)  # tiny layers are small
+    seen = []
+    pipe.bundle.backbone_prepare.append(lambda name, model: seen.append(
+        (name, {p.device.type for p in model.parameters()} | {b.device.type for b in model.buffers()},
+         sum(isinstance(m, (Fp8Linear, Fp8WeightOnlyLinear)) for m in model.modules()))))
+    pipe.bundle.device = torch.device("meta")
+    model = pipe.bundle.backbone("schnell")
+    [(name, devices, converted)] = seen
+    assert name == "schnell" and devices == {"cpu"} and converted > 0
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    assert sum(isinstance(m, (Fp8Linear, Fp8WeightOnlyLinear)) for m in model.modules()) == converted
+
+
 def test_fp8_weight_only_linear_is_close_to_the_layer():
     gen = torch.Generator().manual_seed(0)
     linear = torch.nn.Linear(64, 48)

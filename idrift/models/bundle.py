@@ -18,6 +18,8 @@ class ModelBundle:
     device: torch.device
     dtype: torch.dtype
     # Backbones are built on first use: a real run of one claim family seldom needs both in memory.
+    # A factory may build anywhere (the real loader and tiny build on the CPU, synthetic on the GPU);
+    # `backbone()` runs `backbone_prepare` on the fresh model there, then moves it to `device`.
     backbone_factories: dict[str, Callable[[], torch.nn.Module]]
     infusenet: torch.nn.Module  # diffusers FluxControlNetModel
     image_proj: torch.nn.Module  # idrift.models.resampler.Resampler
@@ -32,6 +34,10 @@ class ModelBundle:
     scheduler_configs: dict[str, dict]
     fingerprints: dict[str, str] = field(default_factory=dict)  # component -> fingerprint
     max_sequence_length: int = 512
+    # Called as hook(name, model) on every freshly built backbone BEFORE it moves to `device`: a weight
+    # conversion here (idrift.pipeline.memory's 8-bit weights) keeps the bf16 weights of a CPU-built
+    # backbone off the GPU, so a 24 GB card never holds them.
+    backbone_prepare: list[Callable[[str, torch.nn.Module], None]] = field(default_factory=list)
     # Backbone residency (idrift.pipeline.memory sets these). None: every backbone built so far stays on
     # `device` (the default). A number: before another backbone is made resident, the least recently used
     # ones are evicted - moved to `backbone_offload_device` (kept, moved back on next use) or, when that
@@ -53,11 +59,17 @@ class ModelBundle:
                 module = self._backbones[name].to(self.device)
                 self.backbone_moves.append({"backbone": name, "to": str(self.device), "bytes": module_bytes(module)})
             else:
-                self._backbones[name] = self.backbone_factories[name]()
+                self._backbones[name] = self._build_backbone(name)
         else:
             self._resident.remove(name)
         self._resident.append(name)
         return self._backbones[name]
+
+    def _build_backbone(self, name: str) -> torch.nn.Module:
+        model = self.backbone_factories[name]()
+        for hook in self.backbone_prepare:
+            hook(name, model)
+        return model.to(self.device)
 
     def evict_backbones(self, keep: int) -> None:
         """Evict the least recently used resident backbones until at most `keep` stay on `device`."""

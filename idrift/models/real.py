@@ -157,10 +157,11 @@ def load_real_bundle(
     tf_dtype = {_transformers_dtype_kwarg(): dtype}
 
     def load_backbone(name: str) -> torch.nn.Module:
+        # Left on the CPU: the bundle runs its backbone_prepare hooks (8-bit conversion) before moving it.
         folder = flux[name]
         model = _load(f"flux_{name}", folder / "transformer", "the FLUX transformer", lambda: FluxTransformer2DModel.from_pretrained(
             folder, subfolder="transformer", torch_dtype=dtype, local_files_only=True))
-        return model.to(dev).eval()
+        return model.eval()
 
     def scheduler_config(name: str) -> dict:
         path = flux[name] / "scheduler" / "scheduler_config.json"

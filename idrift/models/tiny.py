@@ -146,7 +146,7 @@ def build_tiny_bundle(seed: int = 0, device: str = "cpu") -> ModelBundle:
         profile="tiny",
         device=dev,
         dtype=torch.float32,
-        backbone_factories={name: (lambda name=name: build_backbone(name, seed).to(dev)) for name in ("dev", "schnell")},
+        backbone_factories={name: (lambda name=name: build_backbone(name, seed)) for name in ("dev", "schnell")},  # CPU; the bundle moves it
         infusenet=parts["infusenet"],
         image_proj=parts["image_proj"],
         id_encoder=parts["id_encoder"],

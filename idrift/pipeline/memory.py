@@ -47,11 +47,12 @@ fp8 1 byte plus a float32 scale per output channel; GB = 1e9 bytes):
     fit_memory(weights_8bit=True)    11.98 + 3.13 + 0.43 + 0.35 + 3     = 18.9 GB: fits 24 GB
 
 A "24 GB" card has 24 GiB (25.8e9 bytes); the budget "24GB" is 24e9 bytes, which leaves about 1.8 GB for
-the CUDA context and the allocator's slack. Only the 8-bit variant fits. Two limits of the 24 GB claim:
-the backbone factories build a backbone on the GPU in bf16 (synthetic builds there, the real loader calls
-`.to(device)`), so the FIRST use of each backbone passes through 23.8 GB before its conversion - on a real
-24 GB card the loaders would have to build on the CPU first (not done here); and the activation figure is
-for one image at 864x1152.
+the CUDA context and the allocator's slack. Only the 8-bit variant fits (measured on the H100, synthetic:
+18.4 GB allocated, 20.9 GB reserved; README). Backbones built after `fit_memory` are converted by a
+`ModelBundle.backbone_prepare` hook where their factory builds them, before they move to the device: the
+real loader and tiny build on the CPU, so their bf16 weights never reach the GPU. The synthetic profile
+builds its random weights on the GPU, so there the first use of each backbone still passes through
+23.8 GB (the 28.0 GB warm-up peak measured). The activation figure is for one image at 864x1152.
 
 Order with fast.py: apply `fast.accelerate` first and `fit_memory` after (fit_memory adds its techniques
 to the existing `pipeline.acceleration`); undo in reverse order (`restore_memory`, then `fast.restore`).
@@ -297,15 +298,14 @@ def fit_memory(pipeline, budget: str | int | float = "24GB", *, weights_8bit: bo
         fp8 = {"format": "e4m3", "scaling": scaling, "models": {}}
         for name, model in [*bundle._backbones.items(), ("infusenet", bundle.infusenet)]:
             fp8["models"][name] = convert_to_8bit(model, scaling, fp8_min_features)
-        factories = dict(bundle.backbone_factories)
-
-        def built_in_8bit(factory, name):
-            model = factory()
+        def built_in_8bit(name, model):
             fp8["models"][name] = convert_to_8bit(model, scaling, fp8_min_features)
-            return model
 
+        # Backbones built later are converted where their factory builds them, before they move to the
+        # device: the real loader builds on the CPU, so their bf16 weights never reach the GPU. (The
+        # synthetic profile builds random weights on the GPU: there the bf16 backbone passes through it.)
         # Kept by restore_memory: the pipeline stays 8-bit (and labelled lossy) for good.
-        bundle.backbone_factories = {name: (lambda f=f, name=name: built_in_8bit(f, name)) for name, f in factories.items()}
+        bundle.backbone_prepare.append(built_in_8bit)
         setup["fp8"] = fp8
         techniques += [f"fp8_e4m3_{scaling}_block_linears", "fp8_e4m3_weight_only_adaln"]
 
