@@ -140,7 +140,7 @@ def pytest_configure(config):
     if getattr(config, "workerinput", {}).get("idrift_dist") == "loadgroup":
         config.option.loadgroup = True  # the worker-side flag xdist derives from --dist loadgroup
     if _acceleration_requested(config):
-        try:  # a bad value (from an env var), a lossy baseline update, lossy on a CPU: one line, before anything
+        try:  # a bad value (from an env var), a lossy baseline update, lossy on a CPU, a batch size < 1: one line
             _session(config).check_acceleration()
         except IdriftError as exc:
             raise pytest.UsageError(str(exc)) from None
@@ -157,7 +157,8 @@ def _acceleration_requested(config) -> bool:
     return (config.getoption("--idrift-accelerate", default="eager") != "eager"
             or config.getoption("--idrift-step-cache", default=None) is not None
             or config.getoption("--idrift-memory", default="off") != "off"
-            or config.getoption("--idrift-allow-lossy-baselines", default=False))
+            or config.getoption("--idrift-allow-lossy-baselines", default=False)
+            or config.getoption("--idrift-batch-size", default=1) != 1)  # a bad size: checked by SessionOptions
 
 
 def _family(item) -> str | None:

@@ -99,8 +99,8 @@ class SessionOptions:
         if self.profile not in PROFILES:
             raise IdriftError(f"--idrift-profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise IdriftError(f"--idrift-batch-size must be a whole number >= 1, got {self.batch_size!r} "
-                              "[env IDRIFT_BATCH_SIZE]")
+            raise IdriftError(f"{self.flag('batch-size')} must be a whole number >= 1, got {self.batch_size!r}"
+                              + (" [env IDRIFT_BATCH_SIZE]" if self.command == "pytest" else ""))
         if self.tier not in ("smoke", "full"):
             raise IdriftError(f"--idrift-tier must be smoke or full, got {self.tier!r}")
         if self.accelerate not in ACCELERATE_MODES:

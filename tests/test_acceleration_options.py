@@ -185,6 +185,7 @@ def test_claim(idrift_session, idrift_claim, request):
     (["--idrift-memory", "8bit"], {}, "argument --idrift-memory: invalid choice: '8bit'"),
     (["--idrift-step-cache", "-1"], {}, "argument --idrift-step-cache: the First-Block-Cache threshold"),
     ([], {"IDRIFT_ACCELERATE": "fast"}, "--idrift-accelerate must be one of eager, lossless, lossy, got 'fast'"),
+    (["--idrift-batch-size", "0"], {}, "--idrift-batch-size must be a whole number >= 1, got 0"),
 ])
 def test_pytest_usage_errors_name_the_option(pytester, monkeypatch, args, env, message):
     for name, value in env.items():
@@ -215,7 +216,8 @@ def test_idrift_run_help_lists_the_options(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--help"])
     shown = capsys.readouterr().out
-    for option in ("--accelerate {eager,lossless,lossy}", "--step-cache THRESHOLD", "--memory {off,offload,offload-8bit}"):
+    for option in ("--accelerate {eager,lossless,lossy}", "--step-cache THRESHOLD", "--memory {off,offload,offload-8bit}",
+                   "--batch-size N"):
         assert option in shown
 
 
@@ -230,6 +232,10 @@ def test_idrift_run_errors_name_the_option(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["run", "--out", str(out), "--step-cache", "abc"])
     assert "argument --step-cache: the First-Block-Cache threshold must be a number >= 0" in capsys.readouterr().err
+    assert main(["run", "--out", str(out), "--batch-size", "0", "--claims", CHEAP_CLAIM]) == 2
+    err = capsys.readouterr().err
+    assert "--batch-size must be a whole number >= 1, got 0" in err and "IDRIFT_BATCH_SIZE" not in err
+    assert not out.exists()
 
 
 def test_idrift_run_records_the_label_and_bless_refuses_lossy_unless_asked(tmp_path, manifest, monkeypatch, capsys):

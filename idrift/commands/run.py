@@ -71,6 +71,9 @@ def register(subparsers) -> None:
     parser.add_argument("--memory", choices=MEMORY_MODES, default="off",
                         help="off (default); offload: one resident backbone, text encoders offloaded (lossless); "
                              "offload-8bit: also 8-bit block weights (LOSSY) [pytest --idrift-memory]")
+    parser.add_argument("--batch-size", type=int, default=1, metavar="N",
+                        help="generate up to N samples that differ only in the seed as one batch (default 1) "
+                             "[pytest --idrift-batch-size]")
     for opt in WEIGHT_OPTIONS:
         kwargs = {"choices": INFU_VARIANTS} if opt.field == "infu_variant" else {"metavar": "PATH"}
         parser.add_argument(opt.cli_option, dest=opt.field, default=None,
@@ -107,7 +110,8 @@ def run(args) -> int:
         profile=args.profile, tier=args.tier, store=str(out / STORE_DIR), identities=args.identities,
         aggregation=args.aggregation, require_real=args.require_real,
         weights={opt.field: getattr(args, opt.field, None) for opt in WEIGHT_OPTIONS},
-        accelerate=args.accelerate, step_cache=args.step_cache, memory=args.memory, command="idrift run",
+        accelerate=args.accelerate, step_cache=args.step_cache, memory=args.memory, batch_size=args.batch_size,
+        command="idrift run",
     )
     session = BenchmarkSession(options)  # builds nothing yet
     session.check_acceleration()  # e.g. lossy on a CPU: one line, before any model loads
