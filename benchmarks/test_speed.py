@@ -35,7 +35,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from idrift.baselines.gate import format_number
+from idrift.baselines.speed import base_arm, gate_speed, update_speed_baseline
 from idrift.claims import CLAIMS_BY_ID, DRIFT_STEPS
+from idrift.errors import BaselineError
 
 MODES = ("reference", "lossless", "lossy")
 # (mode, arm) in the order they must run: the accelerations are applied in place, lossy irreversibly.
@@ -51,12 +54,6 @@ PLAN = (
 NEEDS_S = {"schnell-4": 10, "dev-28": 35, "noise-schnell-4": 3, "noise-dev-28": 10, "drift-naive": 40,
            "drift-trajectory": 12, "batch2-schnell-4": 12, "batch4-schnell-4": 20, "fbc-dev-28": 30}
 FBC_THRESHOLD = float(os.environ.get("IDRIFT_SPEED_FBC_THRESHOLD", "0.12"))
-
-
-def base_arm(arm: str) -> str:
-    """The plain arm a variant is compared with: noise-dev-28, fbc-dev-28 -> dev-28; batch4-schnell-4 -> schnell-4."""
-    head, _, rest = arm.partition("-")
-    return rest if head in ("noise", "fbc") or head.startswith("batch") else arm
 
 
 def batch_of(arm: str) -> int:
@@ -128,7 +125,10 @@ class SpeedState:
             return original(packed, latent_h, latent_w, spec)
 
         self.pipeline.decode = decode
-        self.provenance = dict(session.provenance)
+        command = f"pytest benchmarks/test_speed.py --idrift-profile {session.profile}"
+        batch_seeds = {self.schnell.seed + k for _, arm in PLAN for k in range(batch_of(arm))}
+        self.provenance = dict(session.provenance, seeds=sorted(batch_seeds | {self.dev.seed}),
+                               command=command + (" --idrift-update-baselines" if session.options.update_baselines else ""))
 
     def remaining(self) -> float:
         return self.budget - (time.monotonic() - self.started)
@@ -406,12 +406,24 @@ def test_speed_summary(speed, capsys):
         status = {True: "met", False: "MISSED", None: "not measured"}[v["met"]]
         value = "n/a" if v["value"] is None else f"{v['value']:.3f}"
         lines.append(f"target {name}: {value} (bound {v['bound']:.3f}) {status}")
+    # The baseline's fast_paths entry: rewritten with --idrift-update-baselines, else the gate.
+    failures = []
+    session = speed.session
+    if session.options.update_baselines:
+        try:
+            lines += update_speed_baseline(session.baseline.path, summary, summary["provenance"])
+        except BaselineError as exc:  # e.g. --benchmark-disable: no timings to record
+            failures.append(f"not recording the fast paths in {session.baseline.path}: {exc}")
+    else:
+        verdicts = gate_speed(session.baseline, summary, speed.provenance.get("gpu"))
+        lines += [f"{v.status.upper():14} {v.metric}: {format_number(v.candidate)} vs baseline {format_number(v.baseline)}"
+                  for v in verdicts]
+        failures += [v.message() for v in verdicts if v.failed]
     with capsys.disabled():
         print("\n" + "\n".join(lines))
 
     # Lossless must stay within bf16 reassociation noise: a few times the attention-kernel swap's effect.
     rows = {(r["mode"], r["arm"]): r for r in summary["rows"]}
-    failures = []
     for arm in ("schnell-4", "dev-28"):
         noise, fast = rows.get(("reference", f"noise-{arm}")), rows.get(("lossless", arm))
         if noise and fast and "latent_rel_diff" in fast:

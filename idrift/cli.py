@@ -10,7 +10,7 @@ import sys
 from idrift.errors import IdriftError
 
 # Sub-command modules, in the order `idrift --help` lists them.
-COMMAND_MODULES = ("run", "compare", "report", "bless", "weights", "data", "identity", "merge")
+COMMAND_MODULES = ("run", "compare", "report", "bless", "bless-speed", "weights", "data", "identity", "merge")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,9 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
     for name in COMMAND_MODULES:
         try:
-            module = importlib.import_module(f"idrift.commands.{name}")
+            module = importlib.import_module(f"idrift.commands.{name.replace('-', '_')}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"idrift.commands.{name}":
+            if exc.name == f"idrift.commands.{name.replace('-', '_')}":
                 continue  # not written yet
             raise
         module.register(subparsers)

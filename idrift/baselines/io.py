@@ -71,9 +71,15 @@ class MetricBaseline:
 class ClaimBaseline:
     protocol: str  # which subset / protocol the numbers come from
     metrics: dict[str, MetricBaseline]
+    # The run that measured this entry, when it is not the file's (an entry updated on its own, such as
+    # the fast paths' figures: idrift.baselines.speed). None: the file's provenance.
+    provenance: dict | None = None
 
     def to_dict(self) -> dict:
-        return {"protocol": self.protocol, "metrics": {m: v.to_dict() for m, v in self.metrics.items()}}
+        out = {"protocol": self.protocol, "metrics": {m: v.to_dict() for m, v in self.metrics.items()}}
+        if self.provenance is not None:
+            out["provenance"] = dict(self.provenance)
+        return out
 
 
 @dataclass
@@ -102,6 +108,7 @@ class Baseline:
             cid: ClaimBaseline(
                 protocol=c["protocol"],
                 metrics={mid: MetricBaseline.from_dict(m) for mid, m in c["metrics"].items()},
+                provenance=dict(c["provenance"]) if "provenance" in c else None,
             )
             for cid, c in d["claims"].items()
         }
