@@ -298,6 +298,7 @@ def fit_memory(pipeline, budget: str | int | float = "24GB", *, weights_8bit: bo
         fp8 = {"format": "e4m3", "scaling": scaling, "models": {}}
         for name, model in [*bundle._backbones.items(), ("infusenet", bundle.infusenet)]:
             fp8["models"][name] = convert_to_8bit(model, scaling, fp8_min_features)
+
         def built_in_8bit(name, model):
             fp8["models"][name] = convert_to_8bit(model, scaling, fp8_min_features)
 
