@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_runs import tiny_reference, tiny_spec
 from torch import nn
 
 from idrift.config import RunSpec
@@ -20,9 +21,7 @@ from idrift.pipeline.fast import (
     restore,
     warm_up,
 )
-from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline
-
-KPS = np.array([[40, 50], [88, 50], [64, 70], [45, 95], [83, 95]], np.float32)
+from idrift.pipeline.infinite_you import InfiniteYouPipeline
 
 
 @pytest.fixture()
@@ -32,16 +31,11 @@ def pipe():
 
 @pytest.fixture(scope="module")
 def reference():
-    image = (np.random.default_rng(0).random((128, 128, 3)) * 255).astype(np.uint8)
-    return IdentityReference("ref", image, KPS)
+    return tiny_reference()
 
 
 def spec(**changes) -> RunSpec:
-    fields = {"backbone": "schnell", "steps": 2, "guidance": 0.0, "alpha": 1.0, "prompt_id": "portrait",
-              "prompt": "a portrait photo of a person", "identity": "ref", "seed": 0, "width": 64, "height": 64,
-              "dtype": "float32", "profile": "tiny"}
-    fields.update(changes)
-    return RunSpec(**fields)
+    return tiny_spec(**{"backbone": "schnell", "steps": 2, "guidance": 0.0, **changes})
 
 
 def pixels(result) -> np.ndarray:

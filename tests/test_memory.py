@@ -10,12 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_runs import tiny_reference, tiny_spec
 
 from idrift.config import RunSpec
 from idrift.models.bundle import module_bytes
 from idrift.models.tiny import build_tiny_bundle
 from idrift.pipeline.fast import AccelerationError, Fp8Linear, accelerate, provenance, require_lossless
-from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline
+from idrift.pipeline.infinite_you import InfiniteYouPipeline
 from idrift.pipeline.memory import (
     Fp8WeightOnlyLinear,
     MemoryModeError,
@@ -25,7 +26,6 @@ from idrift.pipeline.memory import (
     restore_memory,
 )
 
-KPS = np.array([[40, 50], [88, 50], [64, 70], [45, 95], [83, 95]], np.float32)
 CPU = torch.device("cpu")
 
 
@@ -36,16 +36,11 @@ def pipe():
 
 @pytest.fixture(scope="module")
 def reference():
-    image = (np.random.default_rng(0).random((128, 128, 3)) * 255).astype(np.uint8)
-    return IdentityReference("ref", image, KPS)
+    return tiny_reference()
 
 
 def spec(backbone: str = "dev", **changes) -> RunSpec:
-    fields = dict(backbone=backbone, steps=3, guidance=3.5 if backbone == "dev" else 0.0, alpha=1.0,
-                  prompt_id="portrait", prompt="a portrait photo of a person", identity="ref", seed=0,
-                  width=64, height=64, dtype="float32", profile="tiny")
-    fields.update(changes)
-    return RunSpec(**fields)
+    return tiny_spec(**{"backbone": backbone, "steps": 3, "guidance": 3.5 if backbone == "dev" else 0.0, **changes})
 
 
 def generate(pipeline, reference, backbone: str) -> tuple[np.ndarray, torch.Tensor]:

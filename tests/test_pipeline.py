@@ -6,14 +6,12 @@ import numpy as np
 import pytest
 import torch
 from diffusers import FluxPipeline
+from tiny_runs import KPS, pixels, tiny_reference, tiny_spec
 
-from idrift.config import RunSpec
 from idrift.errors import NonFiniteError
 from idrift.models.tiny import build_tiny_bundle
 from idrift.pipeline.control import draw_keypoints, fit_keypoints
-from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline, infusenet_keep
-
-KPS = np.array([[40, 50], [88, 50], [64, 70], [45, 95], [83, 95]], np.float32)
+from idrift.pipeline.infinite_you import InfiniteYouPipeline, infusenet_keep
 
 
 @pytest.fixture(scope="module")
@@ -23,20 +21,10 @@ def pipe():
 
 @pytest.fixture(scope="module")
 def reference():
-    image = (np.random.default_rng(0).random((128, 128, 3)) * 255).astype(np.uint8)
-    return IdentityReference("ref", image, KPS)
+    return tiny_reference()
 
 
-def spec(**changes) -> RunSpec:
-    fields = dict(backbone="dev", steps=4, guidance=3.5, alpha=1.0, prompt_id="portrait",
-                  prompt="a portrait photo of a person", identity="ref", seed=0, width=64, height=64,
-                  dtype="float32", profile="tiny")
-    fields.update(changes)
-    return RunSpec(**fields)
-
-
-def pixels(result) -> np.ndarray:
-    return np.asarray(result.image, dtype=np.int16)
+spec = tiny_spec
 
 
 @pytest.mark.parametrize("backbone,guidance", [("dev", 3.5), ("schnell", 0.0)])

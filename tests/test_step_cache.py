@@ -12,14 +12,13 @@ import numpy as np
 import pytest
 import torch
 from diffusers.hooks import FirstBlockCacheConfig
+from tiny_runs import pixels, tiny_reference, tiny_spec
 
 from idrift.config import RunSpec
 from idrift.models.tiny import build_tiny_bundle
 from idrift.pipeline.fast import AccelerationError, accelerate, provenance, require_lossless, restore
-from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline, latent_image_ids
+from idrift.pipeline.infinite_you import InfiniteYouPipeline, latent_image_ids
 from idrift.pipeline.step_cache import FirstBlockCache, disable_step_cache, enable_step_cache
-
-KPS = np.array([[40, 50], [88, 50], [64, 70], [45, 95], [83, 95]], np.float32)
 
 
 @pytest.fixture()
@@ -29,20 +28,10 @@ def pipe():
 
 @pytest.fixture(scope="module")
 def reference():
-    image = (np.random.default_rng(0).random((128, 128, 3)) * 255).astype(np.uint8)
-    return IdentityReference("ref", image, KPS)
+    return tiny_reference()
 
 
-def spec(**changes) -> RunSpec:
-    fields = dict(backbone="dev", steps=4, guidance=3.5, alpha=1.0, prompt_id="portrait",
-                  prompt="a portrait photo of a person", identity="ref", seed=0, width=64, height=64,
-                  dtype="float32", profile="tiny")
-    fields.update(changes)
-    return RunSpec(**fields)
-
-
-def pixels(result) -> np.ndarray:
-    return np.asarray(result.image, dtype=np.int16)
+spec = tiny_spec
 
 
 def backbone_inputs(pipe, reference, s: RunSpec, t: float, noise_seed: int, alpha: float) -> dict:
