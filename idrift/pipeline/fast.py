@@ -147,20 +147,25 @@ class Fp8Linear(nn.Module):
         return out.reshape(*lead, self.out_features)
 
 
-def _fp8_candidates(block: nn.Module) -> list[tuple[nn.Module, str, nn.Linear]]:
-    """Large Linear layers of a block that see many tokens. AdaLayerNorm projections ('norm' in the
-    name) see one row (the timestep embedding): fp8 would only add quantisation cost there."""
-    out = []
+def repeated_blocks(model: nn.Module) -> list[nn.Module]:
+    """The repeated transformer blocks of `model` (FLUX's two block classes, or the model's own list)."""
+    names = set(REPEATED_BLOCKS) | set(getattr(model, "_repeated_blocks", None) or ())
+    return [m for m in model.modules() if type(m).__name__ in names]
+
+
+def block_linears(block: nn.Module, min_features: int = FP8_MIN_FEATURES):
+    """(parent, child name, Linear, many_tokens) for the large Linears of one block (both sides >=
+    `min_features`, multiples of 16 as fp8 matmuls need). AdaLayerNorm projections ('norm' in the name)
+    see one row, the timestep embedding: many_tokens False, an fp8 matmul would only add quantisation cost."""
     for name, module in block.named_modules():
         for child_name, child in module.named_children():
             full = f"{name}.{child_name}" if name else child_name
-            if (type(child) is nn.Linear and "norm" not in full and min(child.in_features, child.out_features) >= FP8_MIN_FEATURES
+            if (type(child) is nn.Linear and min(child.in_features, child.out_features) >= min_features
                     and child.in_features % 16 == 0 and child.out_features % 16 == 0):
-                out.append((module, child_name, child))
-    return out
+                yield module, child_name, child, "norm" not in full
 
 
-def _probe_scaled_mm(device: torch.device, dtype: torch.dtype) -> dict:
+def probe_scaled_mm(device: torch.device, dtype: torch.dtype) -> dict:
     """Which fp8 scaling works on this GPU, and its error against the bf16 product (fresh random data)."""
     gen = torch.Generator(device="cpu").manual_seed(1234)
     x = torch.randn(256, 1024, generator=gen).to(device, dtype)
@@ -225,15 +230,14 @@ class _Applied:
         self.compiled: list[nn.Module] = []
         self.sdpa_priority: list[int] | None = None
         self.vae_channels_last: nn.Module | None = None
-        self.factories: dict | None = None
+        self.prepare_hook = None  # in bundle.backbone_prepare: transforms backbones built later
         self.fp8_layers = 0
 
 
 def _compile_blocks(model: nn.Module, applied: _Applied, backend: str) -> int:
-    names = set(REPEATED_BLOCKS) | set(getattr(model, "_repeated_blocks", None) or ())
     count = 0
-    for module in model.modules():
-        if type(module).__name__ in names and getattr(module, "_compiled_call_impl", None) is None:
+    for module in repeated_blocks(model):
+        if getattr(module, "_compiled_call_impl", None) is None:
             module.compile(fullgraph=True, dynamic=False, backend=backend)
             applied.compiled.append(module)
             count += 1
@@ -241,12 +245,11 @@ def _compile_blocks(model: nn.Module, applied: _Applied, backend: str) -> int:
 
 
 def _fp8_blocks(model: nn.Module, applied: _Applied, scaling: str) -> tuple[int, int]:
-    names = set(REPEATED_BLOCKS) | set(getattr(model, "_repeated_blocks", None) or ())
     layers = saved = 0
-    for module in list(model.modules()):
-        if type(module).__name__ not in names:
-            continue
-        for parent, child_name, linear in _fp8_candidates(module):
+    for module in repeated_blocks(model):
+        for parent, child_name, linear, many_tokens in list(block_linears(module)):
+            if not many_tokens:
+                continue
             fp8 = Fp8Linear.from_linear(linear, scaling)
             saved += linear.weight.numel() * (linear.weight.element_size() - 1)
             setattr(parent, child_name, fp8)
@@ -319,7 +322,7 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
     # 2. fp8 (lossy only), before compiling, so the compiled graphs contain the fp8 products
     fp8_models = []
     if lossy and fp8:
-        probe = _probe_scaled_mm(device, bundle.dtype)
+        probe = probe_scaled_mm(device, bundle.dtype)
         report["fp8"] = {"probe": probe, "format": "e4m3", "layers": 0, "bytes_saved": 0}
         if probe["scaling"] is None:
             raise AccelerationError(f"accelerate(mode='lossy'): torch._scaled_mm is unusable here: {probe}")
@@ -359,11 +362,11 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
             counts["blocks"] += _compile_blocks(model, applied, backend)
         return model
 
-    # 4. backbones (loaded ones now, later ones when the bundle builds them) and InfuseNet
+    # 4. backbones (loaded ones now, later ones as the bundle builds them: its backbone_prepare hooks) and InfuseNet
     for name, model in list(bundle._backbones.items()):
         transform(model)
-    applied.factories = dict(bundle.backbone_factories)
-    bundle.backbone_factories = {name: (lambda f=factory: transform(f())) for name, factory in applied.factories.items()}
+    applied.prepare_hook = lambda name, model: transform(model)
+    bundle.backbone_prepare.append(applied.prepare_hook)
     transform(bundle.infusenet)
     fp8_models.append("infusenet")
     if do_compile:
@@ -410,8 +413,8 @@ def restore(pipeline) -> dict:
             torch._C._set_sdp_priority_order(applied.sdpa_priority)
         if applied.vae_channels_last is not None:
             applied.vae_channels_last.to(memory_format=torch.contiguous_format)
-        if applied.factories is not None:
-            pipeline.bundle.backbone_factories = applied.factories
+        if applied.prepare_hook in pipeline.bundle.backbone_prepare:
+            pipeline.bundle.backbone_prepare.remove(applied.prepare_hook)
     pipeline._acceleration_applied = None
     pipeline.acceleration = {"mode": "eager", "lossy": False, "label": "eager", "techniques": []}
     return pipeline.acceleration

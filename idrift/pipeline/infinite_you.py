@@ -87,6 +87,12 @@ def infusenet_keep(step: int, total: int, start: float, end: float) -> float:
     return 1.0 - float(step / total < start or (step + 1) / total > end)
 
 
+def nonfinite_samples(x: torch.Tensor, specs: list[RunSpec]) -> str:
+    """The keys of the samples whose row of batch `x` holds NaN or inf ("" when all are finite)."""
+    finite = torch.isfinite(x).flatten(1).all(dim=1).tolist()
+    return ", ".join(s.key for s, ok in zip(specs, finite) if not ok)
+
+
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     """(1, 3, H, W) in [-1, 1] -> PIL RGB."""
     array = ((image[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
@@ -207,9 +213,8 @@ class InfiniteYouPipeline:
         latents = unpack_latents(packed, latent_h, latent_w)
         latents = latents / vae.config.scaling_factor + vae.config.shift_factor
         pixels = vae.decode(latents.to(vae.dtype), return_dict=False)[0]
-        finite = torch.isfinite(pixels).flatten(1).all(dim=1).tolist()
-        if not all(finite):
-            bad = ", ".join(s.key for s, ok in zip(specs, finite) if not ok)
+        bad = nonfinite_samples(pixels, specs)
+        if bad:
             raise NonFiniteError(f"VAE decode produced NaN/inf pixels for sample(s) {bad}")
         return [tensor_to_pil(pixels[i:i + 1]) for i in range(pixels.shape[0])]
 
@@ -289,10 +294,9 @@ class InfiniteYouPipeline:
                     velocity = backbone(**inputs, return_dict=False)[0]
                 else:
                     velocity = self.step_cache(backbone, step=i, **inputs)
-            finite = torch.isfinite(velocity).flatten(1).all(dim=1).tolist()
-            if not all(finite):
-                bad_keys = ", ".join(s.key for s, ok in zip(specs, finite) if not ok)
-                raise NonFiniteError(f"{first.backbone} produced NaN/inf at step {i + 1}/{total} for sample(s) {bad_keys}")
+            nonfinite = nonfinite_samples(velocity, specs)
+            if nonfinite:
+                raise NonFiniteError(f"{first.backbone} produced NaN/inf at step {i + 1}/{total} for sample(s) {nonfinite}")
             if i + 1 in capture:
                 x0_predictions[i + 1] = latents - scheduler.sigmas[i] * velocity
             latents = scheduler.step(velocity, t, latents, return_dict=False)[0]

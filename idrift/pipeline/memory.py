@@ -82,11 +82,12 @@ from torch import nn
 from idrift.models.bundle import module_bytes
 from idrift.pipeline.fast import (
     FP8_MIN_FEATURES,
-    REPEATED_BLOCKS,
     AccelerationError,
     Fp8Linear,
-    _probe_scaled_mm,
+    block_linears,
+    probe_scaled_mm,
     quantize_fp8,
+    repeated_blocks,
 )
 
 # Activations of one 864x1152 bf16 image: the 66.5 GB reference peak (H100, synthetic) minus its 63.7 GB
@@ -160,28 +161,12 @@ class Fp8WeightOnlyLinear(nn.Module):
         return F.linear(x, weight, None if self.bias is None else self.bias.to(x.dtype))
 
 
-def _block_linears(block: nn.Module, min_features: int):
-    """(parent, child name, Linear, many_tokens) for the large Linears of one repeated block. AdaLayerNorm
-    projections ('norm' in the name) see one row, the timestep embedding: many_tokens False."""
-    for name, module in block.named_modules():
-        for child_name, child in module.named_children():
-            full = f"{name}.{child_name}" if name else child_name
-            if (type(child) is nn.Linear and min(child.in_features, child.out_features) >= min_features
-                    and child.in_features % 16 == 0 and child.out_features % 16 == 0):
-                yield module, child_name, child, "norm" not in full
-
-
-def _repeated_blocks(model: nn.Module) -> list[nn.Module]:
-    names = set(REPEATED_BLOCKS) | set(getattr(model, "_repeated_blocks", None) or ())
-    return [m for m in model.modules() if type(m).__name__ in names]
-
-
 def convert_to_8bit(model: nn.Module, scaling: str = "rowwise", min_features: int = FP8_MIN_FEATURES) -> dict:
     """Store the large Linears of `model`'s repeated blocks in fp8 (in place; cannot be undone). Block by
     block, so at most one block's bf16 weights are held twice. Returns counts and bytes saved."""
     counts = {"fp8_matmul_layers": 0, "fp8_weight_only_layers": 0, "bytes_before": 0, "bytes_after": 0}
-    for block in _repeated_blocks(model):
-        for parent, child_name, linear, many_tokens in list(_block_linears(block, min_features)):
+    for block in repeated_blocks(model):
+        for parent, child_name, linear, many_tokens in list(block_linears(block, min_features)):
             new = Fp8Linear.from_linear(linear, scaling) if many_tokens else Fp8WeightOnlyLinear.from_linear(linear)
             counts["bytes_before"] += module_bytes(linear)
             counts["bytes_after"] += module_bytes(new)
@@ -194,8 +179,8 @@ def _bytes_saved_by_8bit(model: nn.Module, min_features: int) -> int:
     """What `convert_to_8bit` would save on `model`, without converting: 1 byte per weight, plus a float32
     scale per output channel, instead of the weight's element size."""
     saved = 0
-    for block in _repeated_blocks(model):
-        for _, _, linear, _ in _block_linears(block, min_features):
+    for block in repeated_blocks(model):
+        for _, _, linear, _ in block_linears(block, min_features):
             w = linear.weight
             saved += w.numel() * (w.element_size() - 1) - 4 * w.shape[0]
     return max(saved, 0)
@@ -285,7 +270,7 @@ def fit_memory(pipeline, budget: str | int | float = "24GB", *, weights_8bit: bo
             raise MemoryModeError(f"fit_memory(weights_8bit=True): fp8 needs compute capability 8.9+, "
                                   f"{torch.cuda.get_device_name(resident)} has {torch.cuda.get_device_capability(resident)}; "
                                   "use weights_8bit=False")
-        probe = _probe_scaled_mm(resident, bundle.dtype)
+        probe = probe_scaled_mm(resident, bundle.dtype)
         if probe["scaling"] is None:
             raise MemoryModeError(f"fit_memory(weights_8bit=True): torch._scaled_mm is unusable here: {probe}")
         scaling = probe["scaling"]
