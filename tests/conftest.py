@@ -18,6 +18,18 @@ from idrift.faces.standin import (
 )
 
 
+@pytest.fixture()
+def no_user_weight_settings(monkeypatch, tmp_path):
+    """The machine's IDRIFT_* weight variables must not leak into a test; the Hugging Face cache is empty."""
+    from idrift.models.paths import WEIGHT_OPTIONS
+
+    for opt in WEIGHT_OPTIONS:
+        monkeypatch.delenv(opt.env, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
 @pytest.fixture(scope="session")
 def dlib_backend():
     from idrift.faces.dlib_backend import DlibBackend

@@ -56,14 +56,7 @@ def reference():
     return parts
 
 
-@pytest.fixture(autouse=True)
-def _no_user_weight_settings(monkeypatch, tmp_path):
-    """The runner's own IDRIFT_* / HF variables must not leak into these tests; the HF cache is empty."""
-    for opt in WEIGHT_OPTIONS:
-        monkeypatch.delenv(opt.env, raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("no_user_weight_settings")
 
 
 def _with(paths: WeightPaths, **changes) -> WeightPaths:

@@ -86,16 +86,7 @@ def good_reference(tmp_path_factory, dlib_backend):
     return image, np.asarray(face.kps, dtype=np.float32)
 
 
-@pytest.fixture(autouse=True)
-def _no_user_weight_settings(monkeypatch, tmp_path):
-    """IDRIFT_* weight variables of the machine must not leak in; the Hugging Face cache is empty."""
-    from idrift.models.paths import WEIGHT_OPTIONS
-
-    for opt in WEIGHT_OPTIONS:
-        monkeypatch.delenv(opt.env, raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("no_user_weight_settings")
 
 
 class Env:
