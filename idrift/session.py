@@ -255,7 +255,8 @@ class BenchmarkSession:
                 from idrift.pipeline.fast import accelerate
 
                 option = f"{options.flag('accelerate')} {options.accelerate}"
-                accelerate(pipeline, options.accelerate)
+                # fit_memory moves weights, which CUDA graphs would replay at their old addresses
+                accelerate(pipeline, options.accelerate, cuda_graphs="auto" if options.memory == "off" else False)
             if options.memory != "off":
                 from idrift.pipeline.memory import fit_memory
 

@@ -49,6 +49,8 @@ def test_lossless_on_cpu_skips_compile_and_keeps_the_image(pipe, reference):
     assert "compile" in report["skipped"] and "CUDA only" in report["skipped"]["compile"]
     assert "cudnn_sdpa" in report["skipped"]
     assert report["techniques"] == ["vae_channels_last"]
+    assert report["skipped"]["cuda_graphs"] == "no CUDA graphs on cpu"
+    assert getattr(pipe, "step_graphs", None) is None
     after = pixels(pipe(spec(), reference))
     assert np.abs(after - before).max() <= 1  # channels_last convolutions: reassociation only
     assert restore(pipe)["mode"] == "eager"
@@ -70,7 +72,7 @@ def test_regional_compile_captures_every_block_whole_and_matches_eager(pipe, ref
     tiny = pipe.bundle
     n_blocks = sum(len(m.transformer_blocks) + len(m.single_transformer_blocks)
                    for m in (tiny.backbone("dev"), tiny.backbone("schnell"), tiny.infusenet))
-    assert report["compiled_blocks"]["blocks"] == n_blocks
+    assert report["transformed"]["blocks"] == n_blocks
     compiled = [m for m in tiny.backbone("dev").modules() if getattr(m, "_compiled_call_impl", None) is not None]
     assert len(compiled) == len(tiny.backbone("dev").transformer_blocks) + len(tiny.backbone("dev").single_transformer_blocks)
     # fullgraph=True: a graph break would have raised. Blocks of one class share their graphs: a few
@@ -141,3 +143,4 @@ def test_fp8_quantisation_round_trips_within_e4m3_precision():
 def test_fp8_linear_rejects_an_unknown_scaling():
     with pytest.raises(ValueError, match="rowwise"):
         Fp8Linear.from_linear(nn.Linear(32, 32), "blockwise")
+

@@ -111,6 +111,9 @@ class InfiniteYouPipeline:
         # Optional step cache (idrift.pipeline.step_cache, lossy): it makes each backbone call instead of the
         # loop, and may reuse earlier steps' work. reset() is called at the start of every image.
         self.step_cache = None
+        # Optional CUDA graphs of InfuseNet and backbone calls (idrift.pipeline.cuda_graphs, lossless; set by
+        # fast.accelerate). With a step cache on, the backbone runs through the cache, not a graph.
+        self.step_graphs = None
 
     def clear_caches(self) -> None:
         """Forget cached text, identity and control encodings (end-to-end latency includes them)."""
@@ -163,8 +166,10 @@ class InfiniteYouPipeline:
         vae = self.bundle.vae
         cache_key = (reference.key, spec.control, size)
         if cache_key not in self._control_cache:  # the posterior depends on the canvas only
-            pixels = torch.from_numpy(np.array(canvas)).permute(2, 0, 1)[None].float() / 127.5 - 1
-            dist = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist
+            # uint8 to the device first: converting 3 M pixels on the CPU cost ~20-50 ms per image (profiled on
+            # the H100 machine); the same IEEE float32 arithmetic on the GPU gives the same numbers.
+            pixels = torch.from_numpy(np.array(canvas)).to(self.device).permute(2, 0, 1)[None].float() / 127.5 - 1
+            dist = vae.encode(pixels.to(vae.dtype)).latent_dist
             self._control_cache[cache_key] = (dist.mean, dist.std)
         mean, std = self._control_cache[cache_key]
         # Sample the VAE posterior with the run's own generator (not the global RNG): reproducible.
@@ -205,6 +210,13 @@ class InfiniteYouPipeline:
             pooled_projections=pooled, encoder_hidden_states=id_tokens, txt_ids=txt_ids, img_ids=img_ids,
             return_dict=False,
         )
+
+    def _run(self, name: str, fn, **kwargs):
+        """fn(**kwargs), replayed from a CUDA graph when the pipeline has them (its outputs are then the
+        graph's buffers, valid until that graph's next replay)."""
+        if self.step_graphs is None:
+            return fn(**kwargs)
+        return self.step_graphs(name, fn, **kwargs)
 
     @torch.no_grad()
     def decode(self, packed: torch.Tensor, latent_h: int, latent_w: int, specs: list[RunSpec]) -> list[Image.Image]:
@@ -281,8 +293,9 @@ class InfiniteYouPipeline:
             block_samples = single_samples = None
             if scale != 0.0:  # an inactive InfuseNet adds nothing: skip its cost
                 with timer.stage("infusenet"):
-                    block_samples, single_samples = self.infusenet_residuals(
-                        latents, t, control, id_tokens, pooled, img_ids, scale)
+                    block_samples, single_samples = self._run("infusenet", self.infusenet_residuals,
+                                                              latents=latents, t=t, control=control, id_tokens=id_tokens,
+                                                              pooled=pooled, img_ids=img_ids, scale=scale)
             with timer.stage("backbone"):
                 inputs = dict(
                     hidden_states=latents, timestep=t.expand(batch).to(latents.dtype) / 1000, guidance=guidance,
@@ -291,7 +304,9 @@ class InfiniteYouPipeline:
                     txt_ids=text.text_ids, img_ids=img_ids,
                 )
                 if self.step_cache is None:
-                    velocity = backbone(**inputs, return_dict=False)[0]
+                    # The key names this backbone object: a rebuilt one has other weight addresses.
+                    velocity = self._run(f"backbone:{first.backbone}:{id(backbone)}",
+                                         lambda **kw: backbone(**kw, return_dict=False)[0], **inputs)
                 else:
                     velocity = self.step_cache(backbone, step=i, **inputs)
             nonfinite = nonfinite_samples(velocity, specs)
