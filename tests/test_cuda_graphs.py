@@ -33,6 +33,8 @@ def test_graphs_are_refused_where_they_cannot_run():
     pipe = InfiniteYouPipeline(build_tiny_bundle())
     with pytest.raises(AccelerationError, match="CUDA graphs need a CUDA device"):
         accelerate(pipe, "lossless", cuda_graphs=True)
+    with pytest.raises(AccelerationError, match="cuda_graphs must be True, False or 'auto'"):
+        accelerate(pipe, "lossless", cuda_graphs="yes")
     assert getattr(pipe, "acceleration", None) is None
 
 

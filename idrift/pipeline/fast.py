@@ -30,13 +30,12 @@ Two modes, never mixed up:
   (rebuild the bundle), and it needs a CUDA GPU with fp8 tensor cores (sm_89+).
 
 Measured (H100 80GB, synthetic profile, 864x1152 bf16, end to end with caches cleared each round,
-benchmarks/test_speed.py, all three modes in one process, torch 2.11, cuDNN 9.19):
-    reference  schnell-4 1.187 s, dev-28 6.614 s, peak 66.5 GB
-    lossless   schnell-4 0.785 s (1.51x), dev-28 4.870 s (1.36x), peak 65.4 GB; compile 62.7 s cold cache
-               (blocks ~20 s, VAE encoder ~23 s, decoder ~18 s); latent rel. diff 0.0056 vs a noise floor
-               of 0.0045 (flash -> memory-efficient attention), max pixel diff 6 (floor 6)
-    lossy      schnell-4 0.720 s (1.65x), dev-28 4.113 s (1.61x), peak 46.1 GB, 934 fp8 layers; compile
-               32 s (VAE from the warm cache)
+benchmarks/test_speed.py, all modes in one process, torch 2.11, cuDNN 9.19; README "Fast paths"):
+    reference  schnell-4 1.118 s, dev-28 6.417 s, peak 66.5 GB
+    lossless   schnell-4 0.750 s (1.49x), dev-28 4.629 s (1.39x), peak 66.2 GB; compile 47.3 s cold cache
+               (blocks 15.3 s with their CUDA graph captures, VAE 30.9 s); latent rel. diff 0.0056 vs a noise
+               floor of 0.0044 (flash -> memory-efficient attention), max pixel diff 6 (floor 6)
+    lossy      schnell-4 0.652 s (1.72x), dev-28 3.921 s (1.64x), peak 47.1 GB, 934 fp8 layers
 Random weights make near-noise images, so these pixel diffs cannot judge fp8's effect on real faces.
 
 Example (CPU, tiny profile: nothing is compiled unless forced):
@@ -264,8 +263,7 @@ def _fp8_blocks(model: nn.Module, applied: _Applied, scaling: str) -> tuple[int,
 
 def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto", backend: str = "inductor",
                cudnn_attention: bool = True, vae: bool = True, fp8: bool = True, cuda_graphs: bool | str = "auto",
-               fp8_scaling: str = "rowwise",
-               cache_dir: str | os.PathLike | None = None) -> dict:
+               fp8_scaling: str = "rowwise", cache_dir: str | os.PathLike | None = None) -> dict:
     """Speed up `pipeline` (an InfiniteYouPipeline) in place; returns the report dict (also
     `pipeline.acceleration`). See the module docstring for what each mode does.
 
@@ -301,12 +299,15 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
         raise AccelerationError(f"accelerate(mode='lossy'): fp8 needs compute capability 8.9+, "
                                 f"{torch.cuda.get_device_name(device)} has {torch.cuda.get_device_capability(device)}")
     do_compile = cuda if compile == "auto" else bool(compile)
+    if cuda_graphs not in (True, False, "auto"):
+        raise AccelerationError(f"accelerate: cuda_graphs must be True, False or 'auto', got {cuda_graphs!r}")
+    memory_mode = getattr(pipeline, "_memory_applied", None) is not None
     if cuda_graphs is True and not cuda:
         raise AccelerationError(f"accelerate(cuda_graphs=True): CUDA graphs need a CUDA device; this bundle is on {device}")
-    if getattr(pipeline, "_memory_applied", None) is not None and cuda_graphs is True:
+    if memory_mode and cuda_graphs is True:
         raise AccelerationError("accelerate(cuda_graphs=True): memory.fit_memory moves weights between devices, "
                                 "and a CUDA graph replays the addresses it captured; pass cuda_graphs=False")
-    do_graphs = cuda and getattr(pipeline, "_memory_applied", None) is None if cuda_graphs == "auto" else bool(cuda_graphs)
+    do_graphs = (cuda and not memory_mode) if cuda_graphs == "auto" else cuda_graphs
 
     report: dict[str, Any] = {
         "mode": mode, "lossy": lossy, "label": "lossy" if lossy else "lossless", "device": str(device),

@@ -54,8 +54,9 @@ real loader and tiny build on the CPU, so their bf16 weights never reach the GPU
 builds its random weights on the GPU, so there the first use of each backbone still passes through
 23.8 GB (the 28.0 GB warm-up peak measured). The activation figure is for one image at 864x1152.
 
-Order with fast.py: apply `fast.accelerate` first and `fit_memory` after (fit_memory adds its techniques
-to the existing `pipeline.acceleration`); undo in reverse order (`restore_memory`, then `fast.restore`).
+Order with fast.py: apply `fast.accelerate(..., cuda_graphs=False)` first and `fit_memory` after (fit_memory
+adds its techniques to the existing `pipeline.acceleration`, and refuses CUDA graphs: they replay the weight
+addresses this moves); undo in reverse order (`restore_memory`, then `fast.restore`).
 
 Example (tiny profile on a CPU: the offload device is the resident device, so the moves are no-ops, but
 every code path runs):
