@@ -149,7 +149,7 @@ class SpeedState:
 
     # ---- modes ------------------------------------------------------------------------------
     def enter(self, mode: str) -> None:
-        from idrift.pipeline.fast import accelerate, restore
+        from idrift.pipeline.fast import accelerate, configure_compile_cache, restore
 
         if mode == self.mode:
             return
@@ -167,8 +167,6 @@ class SpeedState:
         options = {"fp8": False} if self.device == "cpu" else {}
         if not self.cudnn_ok:
             options["cudnn_attention"] = False
-        from idrift.pipeline.fast import configure_compile_cache
-
         cache_files = sum(len(files) for _, _, files in os.walk(configure_compile_cache()))
         report = accelerate(self.pipeline, mode, **options)
         self.mode = mode

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tiny_runs import tiny_reference, tiny_spec
+from tiny_runs import pixels, tiny_reference, tiny_spec
 from torch import nn
 
 from idrift.config import RunSpec
@@ -36,10 +36,6 @@ def reference():
 
 def spec(**changes) -> RunSpec:
     return tiny_spec(**{"backbone": "schnell", "steps": 2, "guidance": 0.0, **changes})
-
-
-def pixels(result) -> np.ndarray:
-    return np.asarray(result.image, dtype=np.int16)
 
 
 def test_lossless_on_cpu_skips_compile_and_keeps_the_image(pipe, reference):
