@@ -186,8 +186,8 @@ class SpeedState:
             self.acceleration[mode] = report
             compile_info.update(setup_s=report["setup_s"], first_call_s={}, first_call_stages_s={})
             self._warm_up(compile_info)
-        if self.pipeline.step_graphs is not None:
-            compile_info["cuda_graphs"] = self.pipeline.step_graphs.stats()  # captured in the first calls
+        if self.pipeline.call_graphs is not None:
+            compile_info["cuda_graphs"] = self.pipeline.call_graphs.stats()  # captured in the first calls
         self.compile[mode] = compile_info
 
     def _warm_up(self, compile_info: dict) -> None:

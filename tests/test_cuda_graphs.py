@@ -9,7 +9,7 @@ import torch
 from tiny_runs import tiny_reference, tiny_spec
 
 from idrift.models.tiny import build_tiny_bundle
-from idrift.pipeline.cuda_graphs import StepGraphs, signature
+from idrift.pipeline.cuda_graphs import CallGraphs, GraphCaptureError, signature
 from idrift.pipeline.fast import AccelerationError, accelerate, restore
 from idrift.pipeline.infinite_you import InfiniteYouPipeline
 from idrift.pipeline.memory import MemoryModeError, fit_memory
@@ -29,37 +29,71 @@ def test_a_graph_is_keyed_by_shapes_dtypes_and_constants():
 
 def test_graphs_are_refused_where_they_cannot_run():
     with pytest.raises(ValueError, match="needs a CUDA device"):
-        StepGraphs("cpu")
+        CallGraphs("cpu")
     pipe = InfiniteYouPipeline(build_tiny_bundle())
     with pytest.raises(AccelerationError, match="CUDA graphs need a CUDA device"):
         accelerate(pipe, "lossless", cuda_graphs=True)
     with pytest.raises(AccelerationError, match="cuda_graphs must be True, False or 'auto'"):
         accelerate(pipe, "lossless", cuda_graphs="yes")
+    with pytest.raises(AccelerationError, match="compile_mode must be one of"):
+        accelerate(pipe, "lossless", compile_mode="reduce-overhead")  # inductor's own graphs: ours replace them
     assert getattr(pipe, "acceleration", None) is None
 
 
 def test_memory_mode_refuses_a_pipeline_with_graphs():
     pipe = InfiniteYouPipeline(build_tiny_bundle())
-    pipe.step_graphs = object()  # a stand-in: real StepGraphs need CUDA; fit_memory only asks whether there are any
+    pipe.call_graphs = object()  # a stand-in: real CallGraphs need CUDA; fit_memory only asks whether there are any
     with pytest.raises(MemoryModeError, match="cuda_graphs=False"):
         fit_memory(pipe)
     assert getattr(pipe, "_memory_applied", None) is None
 
 
 @needs_cuda
-def test_replayed_steps_give_the_same_image_bitwise():
+def test_replayed_calls_give_the_same_image_bitwise():
     bundle = build_tiny_bundle(device="cuda")
     pipe = InfiniteYouPipeline(bundle)
     reference = tiny_reference()
     specs = [tiny_spec(backbone="schnell", steps=2, guidance=0.0), tiny_spec(backbone="dev", steps=3, guidance=3.5)]
-    eager = [np.asarray(pipe(s, reference).image) for s in specs]
+
+    def images():  # caches cleared: every image encodes its text, identity and control image again
+        out = []
+        for spec in specs:
+            pipe.clear_caches()
+            out.append(np.asarray(pipe(spec, reference).image))
+        return out
+
+    eager = images()
     accelerate(pipe, "lossless", compile=False, cudnn_attention=False, vae=False, cuda_graphs=True)
-    graphed = [np.asarray(pipe(s, reference).image) for s in specs]  # captures
-    again = [np.asarray(pipe(s, reference).image) for s in specs]  # replays
-    stats = pipe.step_graphs.stats()
-    # InfuseNet sees the same shapes for both backbones: one graph; one per backbone: 3 graphs
-    assert stats["graphs"] == 3 and stats["replays"] == 2 * 2 * (2 + 3)  # 2 rounds x (InfuseNet + backbone) x steps
+    graphed = images()  # captures
+    again = images()  # replays
+    stats = pipe.call_graphs.stats()
+    # one graph per call and shape: InfuseNet sees the same shapes for both backbones, each backbone has its own
+    assert stats["graphs"] == 8 and stats["eager_calls"] == []
+    per_image = {"clip": 1, "t5": 1, "identity_tokens": 1, "vae_encode": 1, "vae_decode": 1}
+    assert stats["replays_by_call"] == {**{k: 2 * 2 * v for k, v in per_image.items()},
+                                        "infusenet": 2 * (2 + 3), "backbone": 2 * (2 + 3)}
     for a, b, c in zip(eager, graphed, again):
         assert np.array_equal(a, b) and np.array_equal(a, c)
+    # cached encodings are copies: a later replay of their graph must not change them
+    cached = pipe.encode_prompt(specs[0].prompt).prompt_embeds.clone()
+    pipe._prompt_cache.clear()
+    pipe.encode_prompt("another prompt")
+    pipe._prompt_cache.clear()
+    assert torch.equal(pipe.encode_prompt(specs[0].prompt).prompt_embeds, cached)
     restore(pipe)
-    assert pipe.step_graphs is None
+    assert pipe.call_graphs is None
+
+
+@needs_cuda
+def test_a_call_that_cannot_be_captured_is_named_with_the_way_out():
+    graphs = CallGraphs("cuda", warmup_calls=1)
+    x = torch.arange(4.0, device="cuda")
+    graphs.eager_calls.add("square")
+    assert torch.equal(graphs("square", lambda x: x * x, x=x), x * x)  # run without a graph
+    assert graphs.stats()["graphs"] == 0 and graphs.stats()["eager_calls"] == ["square"]
+
+    def host_sync(x):  # .item() copies to the host: not allowed while a stream is capturing
+        return x * x.sum().item()
+
+    with pytest.raises(GraphCaptureError, match=r"'sync' call failed .*cuda_graphs=False"):
+        graphs("sync", host_sync, x=x)

@@ -46,7 +46,7 @@ def test_lossless_on_cpu_skips_compile_and_keeps_the_image(pipe, reference):
     assert "cudnn_sdpa" in report["skipped"]
     assert report["techniques"] == ["vae_channels_last"]
     assert report["skipped"]["cuda_graphs"] == "no CUDA graphs on cpu"
-    assert getattr(pipe, "step_graphs", None) is None
+    assert getattr(pipe, "call_graphs", None) is None
     after = pixels(pipe(spec(), reference))
     assert np.abs(after - before).max() <= 1  # channels_last convolutions: reassociation only
     assert restore(pipe)["mode"] == "eager"

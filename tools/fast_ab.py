@@ -1,14 +1,16 @@
-"""A/B of two lossless techniques in one process: fused q/k/v projections (diffusers `fuse_projections`,
-applied by hand here) and CUDA graphs (idrift.pipeline.cuda_graphs), synthetic schnell-4 and dev-28 on one
-CUDA GPU, VAE left eager. Each variant: accelerate, warm up, 7 rounds of schnell-4 and 3 of dev-28 with
-the caches cleared, median seconds and stage medians; the first variant is repeated last as a drift check.
+"""A/B of lossless fast-path variants in one process, synthetic schnell-4 and dev-28 on one CUDA GPU.
 
-    python tools/fast_ab.py out/fast_ab.json       # ~3 min on an H100
+Each variant: restore, accelerate with its arguments, warm up (compile and capture, timed), 7 rounds of
+schnell-4 and 3 of dev-28 with the caches cleared, median seconds and stage medians, and the pixel
+difference of its schnell-4 image from the first variant's. The first variant is repeated as a drift
+check. Calls named in a variant's ``eager_calls`` skip their CUDA graph (the pipeline before the
+conditioning and VAE calls were graphed). Also measured: the bf16 and fp8 matmul rate on 8192^3 and
+cuDNN attention at FLUX's shape, the rates behind the floor estimates in the README.
 
-Result of 2026-11-25 (H100): measurements/h100/fast_ab.json (fused q/k/v: under 1 % per step, left out;
-CUDA graphs: InfuseNet step 0.0309 -> 0.0288 s, dev-28 4.93 -> 4.80 s, kept). That file was made by an
-earlier revision in which accelerate() itself fused (the same diffusers `fuse_projections`, with the
-separate Linears dropped); this script fuses by hand and keeps them, which changes memory, not the matmuls.
+    python tools/fast_ab.py out/fast_ab.json       # ~6 min on an H100
+
+Results: measurements/h100/fast_ab_calls.json (this version; README "Fast paths"). The earlier
+measurements/h100/fast_ab.json (fused q/k/v, step graphs) came from this script at commit f72a291.
 """
 
 from __future__ import annotations
@@ -31,15 +33,41 @@ from idrift.pipeline.fast import accelerate, restore  # noqa: E402
 from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline  # noqa: E402
 from idrift.session import kps_from_box  # noqa: E402
 
-VARIANTS = ((False, False), (True, False), (False, True), (True, True), (False, False))  # (fuse, graphs)
+CONDITIONING_CALLS = ("clip", "t5", "identity_tokens", "vae_encode", "vae_decode")
+VARIANTS = (
+    {"name": "step graphs only", "accelerate": {}, "eager_calls": CONDITIONING_CALLS},
+    {"name": "all calls graphed", "accelerate": {}},
+    {"name": "step graphs only (again)", "accelerate": {}, "eager_calls": CONDITIONING_CALLS},
+    # last: its autotuning takes minutes, and what came before is already written
+    {"name": "all calls graphed, max-autotune blocks", "accelerate": {"compile_mode": "max-autotune-no-cudagraphs"}},
+)
 
 
-def fuse_double_blocks(bundle) -> list:
-    attentions = [m.attn for model in (*bundle._backbones.values(), bundle.infusenet) for m in model.modules()
-                  if type(m).__name__ == "FluxTransformerBlock"]
-    for attention in attentions:
-        attention.fuse_projections()
-    return attentions
+def rates() -> dict:
+    """TFLOP/s of an 8192^3 bf16 matmul, the same in fp8 (rowwise scales), and cuDNN attention at FLUX's
+    864x1152 shape (4400 tokens, 24 heads of 128)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    def timed(fn, flop, repeat=20):
+        fn()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(repeat):
+            fn()
+        torch.cuda.synchronize()
+        return flop * repeat / (time.perf_counter() - start) / 1e12
+
+    n = 8192
+    a, b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16), torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    a8, b8 = a.to(torch.float8_e4m3fn), b.to(torch.float8_e4m3fn).t()
+    sa, sb = torch.ones(n, 1, device="cuda"), torch.ones(1, n, device="cuda")
+    q, k, v = (torch.randn(1, 24, 4400, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
+        attention = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), 4 * 4400**2 * 128 * 24)
+    return {"bf16_matmul_8192": timed(lambda: a @ b, 2 * n**3),
+            "fp8_rowwise_matmul_8192": timed(lambda: torch._scaled_mm(a8, b8, scale_a=sa, scale_b=sb,
+                                                                       out_dtype=torch.bfloat16), 2 * n**3),
+            "cudnn_attention_4400x24x128": attention}
 
 
 def main(out: Path) -> None:
@@ -51,36 +79,44 @@ def main(out: Path) -> None:
     reference = IdentityReference("synthetic0", rng.integers(0, 256, (512, 512, 3), dtype=np.uint8),
                                   kps_from_box((128, 96, 384, 416)))
 
-    def run(spec, rounds: int) -> dict:
+    def run(spec, rounds: int) -> tuple[dict, np.ndarray]:
         seconds, stages = [], []
         for _ in range(rounds):
             pipe.clear_caches()
             timer = StageTimer("cuda")
             torch.cuda.synchronize()
             start = time.perf_counter()
-            pipe(spec, reference, timer=timer)
+            image = pipe(spec, reference, timer=timer).image
             torch.cuda.synchronize()
             seconds.append(time.perf_counter() - start)
             stages.append(timer.seconds)
-        return {"median_s": statistics.median(seconds), "all": seconds,
-                "stages": {k: statistics.median(s[k] for s in stages) for k in stages[0]}}
+        return ({"median_s": statistics.median(seconds), "all": seconds,
+                 "stages": {k: statistics.median(s[k] for s in stages) for k in stages[0]}},
+                np.asarray(image).astype(np.int16))
 
-    results = {}
-    for fuse, graphs in VARIANTS:
-        name = f"fuse={fuse},graphs={graphs}"
+    results: dict = {"rates_tflops": rates(), "gpu": torch.cuda.get_device_name(), "torch": torch.__version__}
+    print(results["rates_tflops"], flush=True)
+    first_image = None
+    for variant in VARIANTS:
         torch._dynamo.reset()
         start = time.perf_counter()
-        fused = fuse_double_blocks(bundle) if fuse else []
-        accelerate(pipe, "lossless", vae=False, cuda_graphs=graphs)
+        report = accelerate(pipe, "lossless", **variant["accelerate"])
+        pipe.call_graphs.eager_calls.update(variant.get("eager_calls", ()))
         for spec in specs.values():
             pipe.clear_caches()
             pipe(spec, reference)
-        results[name] = {"warm_s": time.perf_counter() - start, "schnell-4": run(specs["schnell-4"], 7),
-                         "dev-28": run(specs["dev-28"], 3)}
+        warm_s = time.perf_counter() - start
+        schnell, image = run(specs["schnell-4"], 7)
+        dev, _ = run(specs["dev-28"], 3)
+        first_image = image if first_image is None else first_image
+        diff = np.abs(image - first_image)
+        results[variant["name"]] = {
+            "accelerate": variant["accelerate"], "eager_calls": list(variant.get("eager_calls", ())),
+            "techniques": report["techniques"], "warm_up_s": warm_s, "schnell-4": schnell, "dev-28": dev,
+            "graphs": pipe.call_graphs.stats(),
+            "schnell-4_pixels_vs_first": {"max": int(diff.max()), "mean": float(diff.mean())}}
         restore(pipe)
-        for attention in fused:
-            attention.unfuse_projections()
-        print(name, json.dumps(results[name])[:400], flush=True)
+        print(variant["name"], json.dumps(results[variant["name"]])[:600], flush=True)
         out.write_text(json.dumps(results, indent=1))
 
 

@@ -65,6 +65,7 @@ MODES = ("lossless", "lossy")
 REPEATED_BLOCKS = ("FluxTransformerBlock", "FluxSingleTransformerBlock")
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 FP8_MIN_FEATURES = 1024  # smaller Linear layers gain nothing from fp8
+COMPILE_MODES = (None, "default", "max-autotune-no-cudagraphs")  # inductor's CUDA graphs would clash with ours
 RECOMPILE_LIMIT = 64  # per code object: block classes x input shapes x (bf16, fp8) stays far below
 
 
@@ -237,11 +238,11 @@ class _Applied:
         self.fp8_layers = 0
 
 
-def _compile_blocks(model: nn.Module, applied: _Applied, backend: str) -> int:
+def _compile_blocks(model: nn.Module, applied: _Applied, backend: str, options: dict) -> int:
     count = 0
     for module in repeated_blocks(model):
         if getattr(module, "_compiled_call_impl", None) is None:
-            module.compile(fullgraph=True, dynamic=False, backend=backend)
+            module.compile(fullgraph=True, dynamic=False, backend=backend, **options)
             applied.compiled.append(module)
             count += 1
     return count
@@ -262,6 +263,7 @@ def _fp8_blocks(model: nn.Module, applied: _Applied, scaling: str) -> tuple[int,
 
 
 def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto", backend: str = "inductor",
+               compile_mode: str | None = None,
                cudnn_attention: bool = True, vae: bool = True, fp8: bool = True, cuda_graphs: bool | str = "auto",
                fp8_scaling: str = "rowwise", cache_dir: str | os.PathLike | None = None) -> dict:
     """Speed up `pipeline` (an InfiniteYouPipeline) in place; returns the report dict (also
@@ -272,6 +274,9 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
         compile: "auto" compiles on CUDA only; True forces it (CPU: inductor's C++ backend, slow to build);
             False never compiles.
         backend: torch.compile backend ("inductor"; tests use "aot_eager" to check the capture cheaply).
+        compile_mode: inductor's mode for the repeated blocks, one of `COMPILE_MODES`. On the H100
+            "max-autotune-no-cudagraphs" kept cuBLAS for every product (no faster) and took 242 s to warm up
+            (tools/fast_ab.py; README "Fast paths").
         cudnn_attention, vae, fp8: switch single techniques off.
         cuda_graphs: "auto" captures the steps' CUDA graphs on CUDA only; False never (memory.fit_memory needs
             them off: it moves weights, and a graph keeps the addresses it captured).
@@ -299,6 +304,8 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
         raise AccelerationError(f"accelerate(mode='lossy'): fp8 needs compute capability 8.9+, "
                                 f"{torch.cuda.get_device_name(device)} has {torch.cuda.get_device_capability(device)}")
     do_compile = cuda if compile == "auto" else bool(compile)
+    if compile_mode not in COMPILE_MODES:
+        raise AccelerationError(f"accelerate: compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}")
     if cuda_graphs not in (True, False, "auto"):
         raise AccelerationError(f"accelerate: cuda_graphs must be True, False or 'auto', got {cuda_graphs!r}")
     memory_mode = getattr(pipeline, "_memory_applied", None) is not None
@@ -366,6 +373,9 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
                                         "pass compile=True to force)")
 
     counts = {"blocks": 0}
+    block_options = {} if compile_mode is None or backend != "inductor" else {"mode": compile_mode}
+    if do_compile:
+        report["compile_mode"] = compile_mode or "default"
 
     def transform(model: nn.Module) -> nn.Module:
         if lossy and fp8:
@@ -373,7 +383,7 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
             report["fp8"]["layers"] += layers
             report["fp8"]["bytes_saved"] += saved
         if do_compile:
-            counts["blocks"] += _compile_blocks(model, applied, backend)
+            counts["blocks"] += _compile_blocks(model, applied, backend, block_options)
         return model
 
     # 4. backbones (loaded ones now, later ones as the bundle builds them: its backbone_prepare hooks) and InfuseNet
@@ -400,9 +410,9 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
 
     # 6. CUDA graphs of the step's calls, captured on first use
     if do_graphs:
-        from idrift.pipeline.cuda_graphs import StepGraphs
+        from idrift.pipeline.cuda_graphs import CallGraphs
 
-        pipeline.step_graphs = StepGraphs(device)
+        pipeline.call_graphs = CallGraphs(device)
         report["techniques"].append("cuda_graphs")
     elif cuda_graphs == "auto" and cuda:
         report["skipped"]["cuda_graphs"] = "memory.fit_memory is on: it moves weights that a graph would replay"
@@ -433,7 +443,7 @@ def restore(pipeline) -> dict:
         if applied.fp8_layers:
             raise AccelerationError("restore: this pipeline's Linear layers were converted to fp8 (lossy); "
                                     "the bf16 weights are gone: rebuild the bundle")
-        pipeline.step_graphs = None  # before anything moves: the graphs replay the old addresses
+        pipeline.call_graphs = None  # before anything moves: the graphs replay the old addresses
         for module in applied.compiled:
             module._compiled_call_impl = None
         if applied.sdpa_priority is not None:
@@ -468,7 +478,7 @@ def warm_up(pipeline, spec, reference, timer=None) -> float:
 def provenance(pipeline) -> dict:
     """What to store beside results made with this pipeline: its mode and label ('lossy' when fp8)."""
     report = getattr(pipeline, "acceleration", None) or {"mode": "eager", "lossy": False, "label": "eager", "techniques": []}
-    keys = ("mode", "lossy", "label", "techniques", "skipped", "compile_backend", "torch")
+    keys = ("mode", "lossy", "label", "techniques", "skipped", "compile_backend", "compile_mode", "torch")
     out = {k: report[k] for k in keys if k in report}
     if "fp8" in report:
         out["fp8"] = {k: report["fp8"][k] for k in ("format", "scaling", "layers") if k in report["fp8"]}

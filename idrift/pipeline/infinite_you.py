@@ -28,6 +28,7 @@ from idrift.errors import NonFiniteError
 from idrift.models.bundle import ModelBundle
 from idrift.models.ir_se50 import face_crop_to_tensor
 from idrift.pipeline.control import black_canvas, draw_keypoints, fit_keypoints
+from idrift.pipeline.cuda_graphs import clone_outputs
 
 INFUSENET_GUIDANCE = 1.0  # InfiniteYou feeds InfuseNet guidance 1.0 whatever the backbone's guidance
 
@@ -111,9 +112,9 @@ class InfiniteYouPipeline:
         # Optional step cache (idrift.pipeline.step_cache, lossy): it makes each backbone call instead of the
         # loop, and may reuse earlier steps' work. reset() is called at the start of every image.
         self.step_cache = None
-        # Optional CUDA graphs of InfuseNet and backbone calls (idrift.pipeline.cuda_graphs, lossless; set by
-        # fast.accelerate). With a step cache on, the backbone runs through the cache, not a graph.
-        self.step_graphs = None
+        # Optional CUDA graphs of the GPU calls (idrift.pipeline.cuda_graphs, lossless; set by fast.accelerate).
+        # With a step cache on, the backbone runs through the cache, not a graph.
+        self.call_graphs = None
 
     def clear_caches(self) -> None:
         """Forget cached text, identity and control encodings (end-to-end latency includes them)."""
@@ -128,30 +129,37 @@ class InfiniteYouPipeline:
             b = self.bundle
             clip_ids = b.tokenizer(prompt, padding="max_length", max_length=b.tokenizer.model_max_length,
                                    truncation=True, return_tensors="pt").input_ids.to(self.device)
-            pooled = b.text_encoder(clip_ids, output_hidden_states=False).pooler_output.to(self.dtype)
+            pooled = self._run("clip", lambda ids: b.text_encoder(ids, output_hidden_states=False).pooler_output,
+                               keep=True, ids=clip_ids).to(self.dtype)
             t5_ids = b.tokenizer_2(prompt, padding="max_length", max_length=b.max_sequence_length,
                                    truncation=True, return_tensors="pt").input_ids.to(self.device)
-            prompt_embeds = b.text_encoder_2(t5_ids, output_hidden_states=False)[0].to(self.dtype)
+            prompt_embeds = self._run("t5", lambda ids: b.text_encoder_2(ids, output_hidden_states=False)[0],
+                                      keep=True, ids=t5_ids).to(self.dtype)
             text_ids = torch.zeros(prompt_embeds.shape[1], 3, device=self.device, dtype=self.dtype)
             self._prompt_cache[prompt] = _PromptEncoding(prompt_embeds, pooled, text_ids)
         return self._prompt_cache[prompt]
 
-    @torch.no_grad()
-    def identity_embedding(self, reference: IdentityReference) -> torch.Tensor:
-        """512-d IR-SE50 embedding of the reference face's 112x112 norm_crop."""
+    def _face_crop(self, reference: IdentityReference) -> torch.Tensor:
+        """The reference face's 112x112 norm_crop as the IR-SE50 encoder's input tensor."""
         from insightface.utils.face_align import norm_crop  # heavy import, needed only here
 
         crop = norm_crop(reference.image, landmark=np.asarray(reference.kps, dtype=np.float32), image_size=112)
-        encoder = self.bundle.id_encoder
-        x = face_crop_to_tensor(crop, self.device, next(encoder.parameters()).dtype)
-        return encoder(x).float()
+        return face_crop_to_tensor(crop, self.device, next(self.bundle.id_encoder.parameters()).dtype)
+
+    @torch.no_grad()
+    def identity_embedding(self, reference: IdentityReference) -> torch.Tensor:
+        """512-d IR-SE50 embedding of the reference face's 112x112 norm_crop."""
+        return self.bundle.id_encoder(self._face_crop(reference)).float()
+
+    def _identity_tokens(self, crop: torch.Tensor) -> torch.Tensor:
+        proj = self.bundle.image_proj
+        embedding = self.bundle.id_encoder(crop).float()
+        return proj(embedding[:, None].to(next(proj.parameters()).dtype))
 
     @torch.no_grad()
     def identity_tokens(self, reference: IdentityReference) -> torch.Tensor:
         if reference.key not in self._identity_cache:
-            embedding = self.identity_embedding(reference)
-            proj = self.bundle.image_proj
-            tokens = proj(embedding[:, None].to(next(proj.parameters()).dtype))
+            tokens = self._run("identity_tokens", self._identity_tokens, keep=True, crop=self._face_crop(reference))
             self._identity_cache[reference.key] = tokens.to(self.dtype)
         return self._identity_cache[reference.key]
 
@@ -169,14 +177,18 @@ class InfiniteYouPipeline:
             # uint8 to the device first: converting 3 M pixels on the CPU left the H100 idle (a 54 ms gap under
             # the profiler; the eager control-image stage fell 0.064 -> 0.053 s). Same float32 arithmetic.
             pixels = torch.from_numpy(np.array(canvas)).to(self.device).permute(2, 0, 1)[None].float() / 127.5 - 1
-            dist = vae.encode(pixels.to(vae.dtype)).latent_dist
-            self._control_cache[cache_key] = (dist.mean, dist.std)
+            self._control_cache[cache_key] = self._run("vae_encode", self._posterior, keep=True,
+                                                       pixels=pixels.to(vae.dtype))
         mean, std = self._control_cache[cache_key]
         # Sample the VAE posterior with the run's own generator (not the global RNG): reproducible.
         generator = torch.Generator(device="cpu").manual_seed(spec.seed)
         latents = mean + std * torch.randn(mean.shape, generator=generator).to(mean.device, mean.dtype)
         latents = (latents - vae.config.shift_factor) * vae.config.scaling_factor
         return pack_latents(latents).to(self.dtype)
+
+    def _posterior(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dist = self.bundle.vae.encode(pixels).latent_dist
+        return dist.mean, dist.std
 
     # ---- generation --------------------------------------------------------------------------
     def scheduler_for(self, spec: RunSpec, image_seq_len: int, total_steps: int) -> FlowMatchEulerDiscreteScheduler:
@@ -211,12 +223,13 @@ class InfiniteYouPipeline:
             return_dict=False,
         )
 
-    def _run(self, name: str, fn, **kwargs):
-        """fn(**kwargs), replayed from a CUDA graph when the pipeline has them (its outputs are then the
-        graph's buffers, valid until that graph's next replay)."""
-        if self.step_graphs is None:
+    def _run(self, name: str, fn, *, keep: bool = False, **kwargs):
+        """fn(**kwargs), replayed from a CUDA graph when the pipeline has them. The outputs are then the graph's
+        buffers, valid until that graph's next replay; `keep` returns a copy instead (for the caches)."""
+        if self.call_graphs is None:
             return fn(**kwargs)
-        return self.step_graphs(name, fn, **kwargs)
+        outputs = self.call_graphs(name, fn, **kwargs)
+        return clone_outputs(outputs) if keep else outputs
 
     @torch.no_grad()
     def decode(self, packed: torch.Tensor, latent_h: int, latent_w: int, specs: list[RunSpec]) -> list[Image.Image]:
@@ -224,7 +237,8 @@ class InfiniteYouPipeline:
         vae = self.bundle.vae
         latents = unpack_latents(packed, latent_h, latent_w)
         latents = latents / vae.config.scaling_factor + vae.config.shift_factor
-        pixels = vae.decode(latents.to(vae.dtype), return_dict=False)[0]
+        # The graph's output buffer is read into PIL images before the next decode replays it.
+        pixels = self._run("vae_decode", lambda z: vae.decode(z, return_dict=False)[0], z=latents.to(vae.dtype))
         bad = nonfinite_samples(pixels, specs)
         if bad:
             raise NonFiniteError(f"VAE decode produced NaN/inf pixels for sample(s) {bad}")

@@ -262,7 +262,7 @@ def fit_memory(pipeline, budget: str | int | float = "24GB", *, weights_8bit: bo
         raise ValueError(f"fp8_min_features must be an integer >= 16, got {fp8_min_features!r}")
     if getattr(pipeline, "_memory_applied", None) is not None:
         raise MemoryModeError("fit_memory: already applied to this pipeline; restore_memory(pipeline) first")
-    if getattr(pipeline, "step_graphs", None) is not None:
+    if getattr(pipeline, "call_graphs", None) is not None:
         raise MemoryModeError("fit_memory: the pipeline replays CUDA graphs (fast.accelerate), which keep the addresses "
                               "of the weights this would move; accelerate with cuda_graphs=False")
     bundle = pipeline.bundle
