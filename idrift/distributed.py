@@ -2,14 +2,15 @@
 
 xdist names its workers gw0, gw1, ...; worker gwK runs on GPU K mod (number of visible GPUs). The
 pin is made by narrowing `CUDA_VISIBLE_DEVICES` to that one GPU in the worker process, before
-anything initialises CUDA, so every library in the worker (torch, onnxruntime, ...) sees exactly
-one GPU, as `cuda:0`, and the session's device "cuda" needs no index. With more workers than GPUs
+torch initialises CUDA, so every library in the worker (torch, onnxruntime, ...) sees exactly one GPU,
+as `cuda:0`. Where some other library started the CUDA driver first, the variable no longer applies;
+the worker then uses its GPU by index (`cuda:<i>`). The session allocates on whichever the pin chose. With more workers than GPUs
 several workers share a GPU (K mod count); a `CUDA_VISIBLE_DEVICES` set by the user (a list of
 indices or UUIDs) is respected: the workers share out the GPUs it lists.
 
-Counting GPUs does not initialise CUDA: `torch.cuda.device_count()` asks NVML first. Only when NVML
-is unavailable does torch fall back to the CUDA driver, after which `CUDA_VISIBLE_DEVICES` no longer
-applies to this process; the pin then selects the device with `torch.cuda.set_device` instead.
+Counting GPUs does not initialise CUDA: `torch.cuda.device_count()` asks NVML first (and NVML reads
+`CUDA_VISIBLE_DEVICES` each time). Only when NVML is unavailable does torch fall back to the CUDA
+driver, after which the variable no longer applies to this process: the index path above.
 
 Example (no torch needed):
     >>> choose_gpu("gw3", ["0", "1"])
@@ -86,11 +87,13 @@ def pin_xdist_worker(worker_id: str | None = None) -> str | None:
     if chosen is None:
         return None
     os.environ["CUDA_VISIBLE_DEVICES"] = chosen
-    # Counting may already have initialised the CUDA driver with every GPU visible (torch counts
-    # through NVML only with PYTORCH_NVML_BASED_CUDA_CHECK=1); the variable then no longer applies
-    # here. Seen on a 2-GPU H100 host: both workers landed on GPU 0. So the worker also names its
-    # GPU explicitly: the session allocates on `cuda:<WORKER_CUDA_INDEX_ENV>`, which is right either way.
-    local_index = 0 if torch.cuda.device_count() == 1 else index % len(visible)
+    # The variable applies only if nothing in this process has initialised the CUDA driver yet. Another
+    # library may have (torch.cuda.is_initialized() sees only torch's own start-up; seen on a 2-GPU H100
+    # host: both workers on GPU 0, because NVML counted one GPU while the driver still saw two). So start
+    # CUDA now and ask the runtime: one device means the variable applied; otherwise the GPU keeps its
+    # position in the list the driver started with, and the worker names it by that index.
+    torch.cuda.init()
+    local_index = 0 if torch.cuda.device_count() == 1 else visible.index(chosen)
     torch.cuda.set_device(local_index)
     os.environ[WORKER_CUDA_INDEX_ENV] = str(local_index)
     os.environ[PINNED_ENV] = chosen

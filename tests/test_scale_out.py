@@ -251,8 +251,8 @@ def test_pin_outside_xdist_and_on_a_machine_without_gpu(tmp_path):
     from idrift.distributed import pin_xdist_worker
 
     assert pin_xdist_worker("master") is None  # the xdist controller, or no xdist: nothing to pin
-    code = ("import os; from idrift.distributed import pin_xdist_worker; import torch; "
-            "print(pin_xdist_worker(), os.environ.get('CUDA_VISIBLE_DEVICES'), torch.cuda.device_count())")
+    code = ("import os; from idrift.distributed import pin_xdist_worker; import torch; n = torch.cuda.device_count(); "
+            "print(pin_xdist_worker(), os.environ.get('CUDA_VISIBLE_DEVICES'), n)")
     env = _env(tmp_path)
     env.pop("CUDA_VISIBLE_DEVICES", None)
     worker = subprocess.run([sys.executable, "-c", code], env={**env, "PYTEST_XDIST_WORKER": "gw1"},
@@ -261,31 +261,43 @@ def test_pin_outside_xdist_and_on_a_machine_without_gpu(tmp_path):
     if count == "0":
         assert (pinned, visible) == ("None", "None")  # no GPU: the worker is left alone
     else:
-        assert pinned == visible == str(1 % int(count))  # gw1: GPU 1 mod the count, and it sees only that one
+        assert pinned == visible == str(1 % int(count))  # gw1: GPU 1 mod the machine's count, and only that one
 
 
 WORKER_GPU_TEST = """
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
+from idrift.distributed import worker_cuda_device
 
-def test_gpu(worker_id):
-    # What this worker sees: how many GPUs, and which physical one is its cuda:0.
-    seen = f"{os.environ.get('CUDA_VISIBLE_DEVICES')} {torch.cuda.device_count()} {torch.cuda.get_device_properties(0).uuid}"
+
+@pytest.mark.parametrize("case", range(4))  # work for both workers
+def test_gpu(worker_id, case):
+    # Which physical GPU the session of this worker allocates on.
+    device = torch.device(worker_cuda_device() or "cuda")
+    x = torch.ones(1, device=device)
+    seen = f"{os.environ.get('CUDA_VISIBLE_DEVICES')} {torch.cuda.get_device_properties(x.device).uuid}"
     (Path(__file__).parent / f"{worker_id}.seen").write_text(seen)
 """
+# Another library starting the CUDA driver before the plugin pins the worker (the H100 host's case: the
+# variable set afterwards no longer applies).
+DRIVER_FIRST_CONFTEST = 'import ctypes\nctypes.CDLL("libcuda.so.1").cuInit(0)\n'
+
 
 
 @pytest.mark.gpu
-def test_workers_get_distinct_gpus(tmp_path):
+@pytest.mark.parametrize("driver_first", [False, True], ids=["clean-start", "driver-started-first"])
+def test_workers_get_distinct_gpus(tmp_path, driver_first):
     """On a machine with two or more GPUs: `pytest -n 2` with the idrift plugin gives each worker its own."""
     import torch
 
     if torch.cuda.device_count() < 2:
         pytest.skip("needs two GPUs")
-    (tmp_path / "conftest.py").write_text('pytest_plugins = ["idrift.pytest_plugin"]\n')
+    (tmp_path / "conftest.py").write_text((DRIVER_FIRST_CONFTEST if driver_first else "")
+                                          + 'pytest_plugins = ["idrift.pytest_plugin"]\n')
     (tmp_path / "test_gpu.py").write_text(WORKER_GPU_TEST)
     env = _env(tmp_path / "cache")
     env.pop("CUDA_VISIBLE_DEVICES", None)
@@ -293,5 +305,5 @@ def test_workers_get_distinct_gpus(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     seen = {w: (tmp_path / f"{w}.seen").read_text().split() for w in ("gw0", "gw1")}
-    assert seen["gw0"][:2] == ["0", "1"] and seen["gw1"][:2] == ["1", "1"], seen  # one GPU each: 0 and 1
-    assert seen["gw0"][2] != seen["gw1"][2], f"both workers ran on the same physical GPU: {seen}"
+    assert seen["gw0"][0] == "0" and seen["gw1"][0] == "1", seen  # the variable names each worker's GPU
+    assert seen["gw0"][1] != seen["gw1"][1], f"both workers ran on the same physical GPU: {seen}"
