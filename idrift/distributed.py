@@ -86,18 +86,50 @@ def pin_xdist_worker(worker_id: str | None = None) -> str | None:
     chosen = choose_gpu(worker_id, visible)
     if chosen is None:
         return None
+    wanted = nvml_uuid(chosen)
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # indices count as nvidia-smi and NVML count
     os.environ["CUDA_VISIBLE_DEVICES"] = chosen
-    # The variable applies only if nothing in this process has initialised the CUDA driver yet. Another
-    # library may have (torch.cuda.is_initialized() sees only torch's own start-up; seen on a 2-GPU H100
-    # host: both workers on GPU 0, because NVML counted one GPU while the driver still saw two). So start
-    # CUDA now and ask the runtime: one device means the variable applied; otherwise the GPU keeps its
-    # position in the list the driver started with, and the worker names it by that index.
+    # The variable applies only if nothing in this process has started the CUDA driver yet, and another
+    # library may have (torch.cuda.is_initialized() sees only torch's own start-up). Seen on a 2-GPU H100
+    # host: both workers on GPU 0. So start CUDA now and find the chosen GPU among the devices the runtime
+    # shows, by its UUID: right whichever way the driver was started.
     torch.cuda.init()
-    local_index = 0 if torch.cuda.device_count() == 1 else visible.index(chosen)
+    local_index = runtime_index(worker_id, chosen, visible, wanted)
     torch.cuda.set_device(local_index)
     os.environ[WORKER_CUDA_INDEX_ENV] = str(local_index)
     os.environ[PINNED_ENV] = chosen
     return chosen
+
+
+def nvml_uuid(entry: str) -> str | None:
+    """The UUID ("GPU-...") of a CUDA_VISIBLE_DEVICES entry, from NVML without starting CUDA; None when
+    NVML cannot tell (no NVML, a MIG entry)."""
+    if entry.startswith("GPU-"):
+        return entry
+    if not entry.isdigit():
+        return None
+    import torch
+
+    try:
+        uuids = torch.cuda._raw_device_uuid_nvml()  # NVML's order: PCI bus order, as nvidia-smi lists them
+    except (OSError, AttributeError):
+        return None
+    return uuids[int(entry)] if uuids and int(entry) < len(uuids) else None
+
+
+def runtime_index(worker_id: str, chosen: str, visible: list[str], wanted: str | None) -> int:
+    """The CUDA runtime's index of the chosen GPU in this (started) process."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if wanted is None:  # no UUID to go by: one device means the variable applied
+        return 0 if count == 1 else visible.index(chosen)
+    seen = [f"GPU-{torch.cuda.get_device_properties(i).uuid}" for i in range(count)]
+    if wanted not in seen:
+        raise IdriftError(f"xdist worker {worker_id}: its GPU {chosen} ({wanted}) is not among the devices CUDA "
+                          f"shows this process ({', '.join(seen)}); run with CUDA_VISIBLE_DEVICES unset or "
+                          "listing the GPUs to use")
+    return seen.index(wanted)
 
 
 def worker_cuda_device() -> str | None:

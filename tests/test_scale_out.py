@@ -279,7 +279,8 @@ def test_gpu(worker_id, case):
     # Which physical GPU the session of this worker allocates on.
     device = torch.device(worker_cuda_device() or "cuda")
     x = torch.ones(1, device=device)
-    seen = f"{os.environ.get('CUDA_VISIBLE_DEVICES')} {torch.cuda.get_device_properties(x.device).uuid}"
+    seen = (f"{os.environ.get('CUDA_VISIBLE_DEVICES')} {torch.cuda.get_device_properties(x.device).uuid} "
+            f"{torch.cuda.device_count()} {device}")
     (Path(__file__).parent / f"{worker_id}.seen").write_text(seen)
 """
 # Another library starting the CUDA driver before the plugin pins the worker (the H100 host's case: the
