@@ -302,9 +302,11 @@ def test_workers_get_distinct_gpus(tmp_path, driver_first):
     (tmp_path / "test_gpu.py").write_text(WORKER_GPU_TEST)
     env = _env(tmp_path / "cache")
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "-rA", str(tmp_path)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    missing = [w for w in ("gw0", "gw1") if not (tmp_path / f"{w}.seen").exists()]
+    assert not missing, f"workers {missing} ran no test; the run said:\n{proc.stdout}{proc.stderr}"
     seen = {w: (tmp_path / f"{w}.seen").read_text().split() for w in ("gw0", "gw1")}
     assert seen["gw0"][0] == "0" and seen["gw1"][0] == "1", seen  # the variable names each worker's GPU
     assert seen["gw0"][1] != seen["gw1"][1], f"both workers ran on the same physical GPU: {seen}"

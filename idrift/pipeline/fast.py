@@ -12,10 +12,13 @@ Two modes, never mixed up:
     - cuDNN attention first in PyTorch's SDPA priority order (CUDA only, and only after a probe shows that
       cuDNN's output is as close to an fp32 reference as the flash kernel's is);
     - the VAE in channels_last with its decoder and encoder compiled;
-    - CUDA graphs of each step's InfuseNet and backbone calls (`idrift.pipeline.cuda_graphs`, CUDA only;
+    - CUDA graphs of the pipeline's GPU calls: text encoders, identity tokens, VAE encoder and decoder, each
+      step's InfuseNet and backbone (`idrift.pipeline.cuda_graphs`, CUDA only;
       captured on first use per shape, replayed after).
   Tried and left out: diffusers' fused q/k/v projections (`fuse_projections`): under 1 % per step in an A/B
   on the H100 (backbone step 0.1327 -> 0.1315 s, within run-to-run noise), not worth rebuilt modules.
+  Inductor's max-autotune for the blocks (``compile_mode``): cuBLAS won every product shape, no gain, and a
+  242 s warm-up (tools/fast_ab.py).
   Compiled code is cached on disk by inductor's FX-graph and autotuning caches under
   ``TORCHINDUCTOR_CACHE_DIR`` (we set ``$IDRIFT_CACHE/inductor``, default ``~/.cache/idrift/inductor``, when
   the variable is unset), so a second process on the same machine compiles in a fraction of the time.
@@ -278,7 +281,7 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
             "max-autotune-no-cudagraphs" kept cuBLAS for every product (no faster) and took 242 s to warm up
             (tools/fast_ab.py; README "Fast paths").
         cudnn_attention, vae, fp8: switch single techniques off.
-        cuda_graphs: "auto" captures the steps' CUDA graphs on CUDA only; False never (memory.fit_memory needs
+        cuda_graphs: "auto" captures the pipeline's CUDA graphs on CUDA only; False never (memory.fit_memory needs
             them off: it moves weights, and a graph keeps the addresses it captured).
         fp8_scaling: "rowwise" (per output channel x per token) or "tensorwise".
         cache_dir: inductor cache folder (see `configure_compile_cache`).
@@ -408,7 +411,7 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
                 applied.compiled.append(part)
             report["techniques"].append("vae_compile")
 
-    # 6. CUDA graphs of the step's calls, captured on first use
+    # 6. CUDA graphs of the pipeline's calls, captured on first use
     if do_graphs:
         from idrift.pipeline.cuda_graphs import CallGraphs
 
