@@ -58,10 +58,13 @@ def package_versions() -> dict[str, str]:
     return {name: version for name in PROVENANCE_PACKAGES if (version := dist_version(name))}
 
 
-def gpu_name() -> str | None:
+def gpu_name(device: str | None = None) -> str | None:
+    """The name of the GPU that `device` ("cuda", "cuda:1"; None: the current GPU) is; None off CUDA."""
     import torch
 
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    if not torch.cuda.is_available() or (device is not None and not str(device).startswith("cuda")):
+        return None
+    return torch.cuda.get_device_name(torch.device(device) if device else None)
 
 
 def kps_from_box(box) -> np.ndarray:
@@ -429,7 +432,7 @@ class BenchmarkSession:
     @cached_property
     def provenance(self) -> dict:
         prov = {
-            "profile": self.profile, "tier": self.options.tier, "gpu": gpu_name(), "device": self.device,
+            "profile": self.profile, "tier": self.options.tier, "gpu": gpu_name(self.device), "device": self.device,
             "packages": package_versions(), "python": platform.python_version(), "machine": platform.machine(),
             "aggregation": self.options.aggregation,
         }

@@ -279,8 +279,9 @@ def test_gpu(worker_id, case):
     # Which physical GPU the session of this worker allocates on.
     device = torch.device(worker_cuda_device() or "cuda")
     x = torch.ones(1, device=device)
+    runtime = ",".join(str(torch.cuda.get_device_properties(i).uuid) for i in range(torch.cuda.device_count()))
     seen = (f"{os.environ.get('CUDA_VISIBLE_DEVICES')} {torch.cuda.get_device_properties(x.device).uuid} "
-            f"{torch.cuda.device_count()} {device}")
+            f"{device} {runtime} {os.environ.get('CUDA_DEVICE_ORDER')}")  # the last three: for diagnosis
     (Path(__file__).parent / f"{worker_id}.seen").write_text(seen)
 """
 # Another library starting the CUDA driver before the plugin pins the worker (the H100 host's case: the
