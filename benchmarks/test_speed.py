@@ -128,6 +128,7 @@ class SpeedState:
         self.images: dict[tuple, dict] = {}  # (mode, arm) -> {"image", "latents", "trajectory"}
         self.acceleration: dict[str, dict] = {}
         self.compile: dict[str, dict] = {}
+        self.rates: dict | None = None  # this device's product and attention rates (idrift.pipeline.roofline)
         self._latents: list = []
         original = self.pipeline.decode
 
@@ -236,7 +237,33 @@ class SpeedState:
                 parts[name] += sum(first.get(stage, 0.0) - steady.get(stage, 0.0) for stage in stages)
         return parts
 
-    def summary(self) -> dict:
+    def floors(self, summary) -> dict:
+        """Per accelerated arm: the seconds its steps would take with every product and attention at this
+        device's measured rates (bf16 products for lossless, fp8 for lossy; everything else free), and the
+        image's floor with its other stages as measured (idrift.pipeline.roofline)."""
+        from idrift.pipeline.roofline import bundle_step_flops, measure_rates, step_floor_s
+
+        if self.rates is None:  # measured once, with the attention kernel order the fast paths set
+            small = dict(size=256, tokens=256, heads=2, head_dim=64, repeat=2) if self.device == "cpu" else {}
+            self.rates = measure_rates(self.device, **small)
+        rows = {(r["mode"], r["arm"]): r for r in summary["rows"]}
+        out: dict = {"rates_flop_per_s": self.rates, "arms": {}}
+        for mode, matmul in (("lossless", "bf16_matmul"), ("lossy", "fp8_matmul")):
+            for arm in ("schnell-4", "dev-28"):
+                stages = (rows.get((mode, arm)) or {}).get("stages_s")
+                if not stages or self.rates.get(matmul) is None:
+                    continue
+                spec = self.spec_of(arm)
+                flops = bundle_step_flops(self.pipeline.bundle, spec.backbone, spec.width, spec.height)
+                steps_floor = spec.steps * step_floor_s(flops, self.rates, matmul)
+                steps = stages.get("infusenet", 0.0) + stages.get("backbone", 0.0)
+                rest = sum(v for k, v in stages.items() if k not in ("infusenet", "backbone"))
+                out["arms"][f"{mode}/{arm}"] = {
+                    "step_tflop": flops["total"] / 1e12, "steps_floor_s": steps_floor, "steps_s": steps,
+                    "step_efficiency": steps_floor / steps if steps else None, "floor_s": steps_floor + rest}
+        return out
+
+    def summary(self, floors: bool = False) -> dict:
         rows = []
         for mode in MODES:
             for arm, r in self.results[mode].items():
@@ -260,6 +287,8 @@ class SpeedState:
             "provenance": self.provenance,
             "drift_steps": list(DRIFT_STEPS),
         }
+        if floors:
+            out["floor"] = self.floors(out)
         out["targets"] = self.targets(out)
         return out
 
@@ -277,10 +306,13 @@ class SpeedState:
             else:
                 met = value >= bound if op.endswith(">=") else value <= bound
                 verdicts[name] = {"value": value, "bound": bound, "met": bool(met)}
+            floor = summary.get("floor", {}).get("arms", {}).get(f"{mode}/{arm}")
+            if op == "<=" and floor:  # what this device could do at best: is the target within reach?
+                verdicts[name]["floor_s"] = floor["floor_s"]
         return verdicts
 
-    def write(self) -> dict:
-        summary = self.summary()
+    def write(self, floors: bool = False) -> dict:
+        summary = self.summary(floors)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.out.with_suffix(".tmp")
         tmp.write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
@@ -411,7 +443,7 @@ def test_speed(benchmark, speed, mode, arm):
 
 
 def test_speed_summary(speed, capsys):
-    summary = speed.write()
+    summary = speed.write(floors=True)
     lines = [(f"{'mode':9} {'arm':20} {'median s':>9} {'speedup':>8} {'peak GB':>8} {'px max':>7} {'px mean':>8} "
               f"{'lat rel':>8}")]
     for r in summary["rows"]:
@@ -432,10 +464,17 @@ def test_speed_summary(speed, capsys):
         cache = speed.compile[mode]["compile_cache"]
         lines.append(f"compile s, {mode} ({cache} cache; first calls minus steady state): "
                      + ("n/a" if total is None else f"{total:.1f} = " + " + ".join(f"{k} {v:.1f}" for k, v in parts.items())))
+    rates = summary["floor"]["rates_flop_per_s"]
+    lines.append("rates here (TFLOP/s): " + ", ".join(f"{k} {rates[k] / 1e12:.0f}" for k in ("bf16_matmul", "fp8_matmul", "attention")
+                                                       if rates.get(k)))
+    for key, f in summary["floor"]["arms"].items():
+        lines.append(f"floor {key}: steps {f['steps_floor_s']:.3f} s at these rates vs {f['steps_s']:.3f} s measured "
+                     f"({f['step_efficiency']:.0%}); whole image >= {f['floor_s']:.3f} s ({f['step_tflop']:.1f} TFLOP a step)")
     for name, v in summary["targets"].items():
         status = {True: "met", False: "MISSED", None: "not measured"}[v["met"]]
         value = "n/a" if v["value"] is None else f"{v['value']:.3f}"
-        lines.append(f"target {name}: {value} (bound {v['bound']:.3f}) {status}")
+        floor = f", floor here {v['floor_s']:.3f}" if "floor_s" in v else ""
+        lines.append(f"target {name}: {value} (bound {v['bound']:.3f}{floor}) {status}")
     # The baseline's fast_paths entry: rewritten with --idrift-update-baselines, else the gate.
     failures = []
     session = speed.session

@@ -154,7 +154,7 @@ def run_speed_benchmark(tmp_path: Path, *extra: str) -> subprocess.CompletedProc
     env = dict(os.environ, IDRIFT_SPEED_ALLOW_CPU="1", IDRIFT_CACHE=str(tmp_path / "cache"),
                IDRIFT_SPEED_OUT=str(tmp_path / "summary.json"))
     command = [sys.executable, "-m", "pytest", str(REPO / "benchmarks" / "test_speed.py"), "-q", "-p", "no:cacheprovider",
-               "-k", "reference-schnell-4 or reference-batch2-schnell-4 or summary",
+               "-k", "reference-schnell-4 or reference-batch2-schnell-4 or lossless-schnell-4 or summary",
                "--idrift-store", str(tmp_path / "store"), "--idrift-baseline", str(tmp_path / "baseline.json"), *extra]
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
 
@@ -167,6 +167,10 @@ def test_test_speed_records_then_gates_its_figures(tmp_path):
     entry = load_baseline(tmp_path / "baseline.json").claims[CLAIM_ID]
     assert {"latency_s[reference/schnell-4]", "speedup[reference/batch2-schnell-4]"} <= set(entry.metrics)
     assert entry.provenance["command"].endswith("--idrift-update-baselines") and entry.provenance["seeds"] == [0, 1, 2, 3]
+    floor = json.loads((tmp_path / "summary.json").read_text())["floor"]  # this device's floor of the lossless steps
+    lossless = floor["arms"]["lossless/schnell-4"]
+    assert floor["rates_flop_per_s"]["bf16_matmul"] > 0 and 0 < lossless["steps_floor_s"] < lossless["floor_s"]
+    assert "floor lossless/schnell-4: steps" in proc.stdout
 
     # A batch that got 10x faster per image in the baseline: this run's speed-up falls far short of it.
     doc = json.loads((tmp_path / "baseline.json").read_text())
