@@ -1,12 +1,14 @@
 """One GPU per pytest-xdist worker: `pytest -n N benchmarks` on a machine with N GPUs.
 
 xdist names its workers gw0, gw1, ...; worker gwK runs on GPU K mod (number of visible GPUs). The
-pin is made by narrowing `CUDA_VISIBLE_DEVICES` to that one GPU in the worker process, before
-torch initialises CUDA, so every library in the worker (torch, onnxruntime, ...) sees exactly one GPU,
-as `cuda:0`. Where some other library started the CUDA driver first, the variable no longer applies;
-the worker then uses its GPU by index (`cuda:<i>`). The session allocates on whichever the pin chose. With more workers than GPUs
-several workers share a GPU (K mod count); a `CUDA_VISIBLE_DEVICES` set by the user (a list of
-indices or UUIDs) is respected: the workers share out the GPUs it lists.
+pin is made by narrowing `CUDA_VISIBLE_DEVICES` to that one GPU in the worker process, before torch
+initialises CUDA, so every library in the worker (torch, onnxruntime, ...) sees exactly one GPU, as
+`cuda:0`. Then it starts CUDA and finds the chosen GPU among the devices the runtime shows by its NVML
+UUID (where another library started the CUDA driver first, the variable no longer applies and the GPU
+keeps its index, `cuda:<i>`); it raises rather than let a worker share another's GPU. The session
+allocates on the device the pin found. With more workers than GPUs several workers share a GPU (K mod
+count); a `CUDA_VISIBLE_DEVICES` set by the user (a list of indices or UUIDs) is respected: the workers
+share out the GPUs it lists. Not yet seen working on a multi-GPU host: README "Scale out".
 
 Counting GPUs does not initialise CUDA: `torch.cuda.device_count()` asks NVML first (and NVML reads
 `CUDA_VISIBLE_DEVICES` each time). Only when NVML is unavailable does torch fall back to the CUDA

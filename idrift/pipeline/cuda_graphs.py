@@ -52,17 +52,14 @@ def signature(value: Any) -> Any:
                     "pass tensors, lists of tensors, numbers, strings or None")
 
 
-def _clone_inputs(value: Any) -> Any:
+def clone_tensors(value: Any) -> Any:
+    """A copy of tensors (and tuples/lists of them): a graph's own input buffers, or outputs that the next
+    replay must not overwrite."""
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
     if isinstance(value, (list, tuple)):
-        return type(value)(_clone_inputs(v) for v in value)
+        return type(value)(clone_tensors(v) for v in value)
     return value
-
-
-def clone_outputs(value: Any) -> Any:
-    """A copy of a graph's outputs (tensors, and tuples/lists of them) that the next replay cannot overwrite."""
-    return _clone_inputs(value)
 
 
 def _copy_inputs(static: Any, value: Any) -> None:
@@ -124,7 +121,7 @@ class CallGraphs:
     @torch.no_grad()
     def _capture(self, fn: Callable[..., Any], kwargs: dict) -> _Graph:
         start = time.perf_counter()
-        inputs = {k: _clone_inputs(v) for k, v in kwargs.items()}
+        inputs = {k: clone_tensors(v) for k, v in kwargs.items()}
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):

@@ -28,7 +28,7 @@ from idrift.errors import NonFiniteError
 from idrift.models.bundle import ModelBundle
 from idrift.models.ir_se50 import face_crop_to_tensor
 from idrift.pipeline.control import black_canvas, draw_keypoints, fit_keypoints
-from idrift.pipeline.cuda_graphs import clone_outputs
+from idrift.pipeline.cuda_graphs import clone_tensors
 
 INFUSENET_GUIDANCE = 1.0  # InfiniteYou feeds InfuseNet guidance 1.0 whatever the backbone's guidance
 
@@ -146,12 +146,8 @@ class InfiniteYouPipeline:
         crop = norm_crop(reference.image, landmark=np.asarray(reference.kps, dtype=np.float32), image_size=112)
         return face_crop_to_tensor(crop, self.device, next(self.bundle.id_encoder.parameters()).dtype)
 
-    @torch.no_grad()
-    def identity_embedding(self, reference: IdentityReference) -> torch.Tensor:
-        """512-d IR-SE50 embedding of the reference face's 112x112 norm_crop."""
-        return self.bundle.id_encoder(self._face_crop(reference)).float()
-
     def _identity_tokens(self, crop: torch.Tensor) -> torch.Tensor:
+        """The Resampler's identity tokens from the 512-d IR-SE50 embedding of a face crop."""
         proj = self.bundle.image_proj
         embedding = self.bundle.id_encoder(crop).float()
         return proj(embedding[:, None].to(next(proj.parameters()).dtype))
@@ -229,7 +225,7 @@ class InfiniteYouPipeline:
         if self.call_graphs is None:
             return fn(**kwargs)
         outputs = self.call_graphs(name, fn, **kwargs)
-        return clone_outputs(outputs) if keep else outputs
+        return clone_tensors(outputs) if keep else outputs
 
     @torch.no_grad()
     def decode(self, packed: torch.Tensor, latent_h: int, latent_w: int, specs: list[RunSpec]) -> list[Image.Image]:
