@@ -172,9 +172,10 @@ def test_test_speed_records_then_gates_its_figures(tmp_path):
     assert floor["rates_flop_per_s"]["bf16_matmul"] > 0 and 0 < lossless["steps_floor_s"] < lossless["floor_s"]
     assert "floor lossless/schnell-4: steps" in proc.stdout
 
-    # A batch that got 10x faster per image in the baseline: this run's speed-up falls far short of it.
+    # A baseline whose batch was 1000x faster per image: this run's speed-up falls far short of it, however
+    # noisy this machine's timings (10x the recorded figure was not always enough under a loaded CPU).
     doc = json.loads((tmp_path / "baseline.json").read_text())
-    doc["claims"][CLAIM_ID]["metrics"]["speedup[reference/batch2-schnell-4]"]["aggregate"] *= 10
+    doc["claims"][CLAIM_ID]["metrics"]["speedup[reference/batch2-schnell-4]"]["aggregate"] = 1000.0
     (tmp_path / "baseline.json").write_text(json.dumps(doc))
     proc = run_speed_benchmark(tmp_path)
     assert proc.returncode == 1, proc.stdout[-3000:]
