@@ -67,6 +67,32 @@ def visible_gpus() -> list[str]:
     return [entry.strip() for entry in listed.split(",")][:count]
 
 
+def worker_gateway_specs(count: int, visible: list[str]) -> list[str]:
+    """pytest-xdist gateway specs for `count` workers, worker gwK started with its GPU (K mod the visible
+    count) in CUDA_VISIBLE_DEVICES: execnet sets the variable in the new interpreter before any of the
+    worker's code runs, so no library can start CUDA with every GPU visible first.
+
+        >>> worker_gateway_specs(2, ["0", "1"])[1].split("//")[:2]
+        ['popen', 'env:CUDA_VISIBLE_DEVICES=1']
+    """
+    order = "" if os.environ.get("CUDA_DEVICE_ORDER") else "//env:CUDA_DEVICE_ORDER=PCI_BUS_ID"
+    return [f"popen//env:CUDA_VISIBLE_DEVICES={choose_gpu(f'gw{k}', visible)}{order}" for k in range(count)]
+
+
+def assign_worker_gpus(option) -> list[str] | None:
+    """In the controller of `pytest -n N`: replace xdist's plain gateway specs (made from -n) by
+    `worker_gateway_specs`, so each worker starts on its own GPU. A user's own --tx is left alone, and so
+    is a machine without GPUs. Returns the new specs, or None when nothing changed."""
+    tx = list(getattr(option, "tx", None) or [])
+    if not getattr(option, "numprocesses", None) or not tx or any(spec != "popen" for spec in tx):
+        return None
+    visible = visible_gpus()
+    if not visible:
+        return None
+    option.tx = worker_gateway_specs(len(tx), visible)
+    return option.tx
+
+
 def pin_xdist_worker(worker_id: str | None = None) -> str | None:
     """Pin this pytest-xdist worker to its GPU; return that GPU's CUDA_VISIBLE_DEVICES entry.
 

@@ -131,10 +131,13 @@ def pytest_configure_node(node):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
-    from idrift.distributed import pin_xdist_worker
+    from idrift.distributed import assign_worker_gpus, pin_xdist_worker
 
     try:
-        pin_xdist_worker()  # xdist worker gwK -> GPU K mod count, before anything initialises CUDA
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            pin_xdist_worker()  # gwK -> GPU K mod count: checks (and where needed makes) the pin below
+        else:  # the controller, after xdist turned -n into gateway specs and before it starts the workers
+            assign_worker_gpus(config.option)  # each worker starts with its GPU in CUDA_VISIBLE_DEVICES
     except IdriftError as exc:
         raise pytest.UsageError(str(exc)) from exc
     if getattr(config, "workerinput", {}).get("idrift_dist") == "loadgroup":

@@ -247,6 +247,55 @@ def test_worker_gpu_choice():
     assert choose_gpu("gw1", []) is None and choose_gpu(None, gpus) is None
 
 
+WORKER_ENV_TEST = """
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.parametrize("case", range(4))  # work for both workers
+def test_env(worker_id, case):
+    seen = f"{os.environ.get('CUDA_VISIBLE_DEVICES')} {os.environ.get('CUDA_DEVICE_ORDER')}"
+    (Path(__file__).parent / f"{worker_id}.env").write_text(seen)
+"""
+# The controller believes it sees GPUs "7" and "9" (a stand-in for NVML on this CPU machine: the only
+# double here); its workers see none, as on any CPU machine, so their own pin leaves them alone.
+CONTROLLER_SEES_TWO_GPUS = """
+import os
+if not os.environ.get("PYTEST_XDIST_WORKER"):
+    import idrift.distributed
+    idrift.distributed.visible_gpus = lambda: ["7", "9"]
+pytest_plugins = ["idrift.pytest_plugin"]
+"""
+
+
+def test_each_xdist_worker_starts_with_its_gpu_in_cuda_visible_devices(tmp_path):
+    (tmp_path / "conftest.py").write_text(CONTROLLER_SEES_TWO_GPUS)
+    (tmp_path / "test_env.py").write_text(WORKER_ENV_TEST)
+    env = _env(tmp_path / "cache")
+    for name in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER"):
+        env.pop(name, None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "-q", str(tmp_path)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seen = {w: (tmp_path / f"{w}.env").read_text() for w in ("gw0", "gw1")}
+    assert seen == {"gw0": "7 PCI_BUS_ID", "gw1": "9 PCI_BUS_ID"}
+
+
+def test_a_users_own_gateways_are_left_alone():
+    from argparse import Namespace
+
+    from idrift.distributed import assign_worker_gpus, worker_gateway_specs
+
+    mine = Namespace(numprocesses=None, tx=["popen//python=python3.12"] * 2)  # --tx given by the user
+    assert assign_worker_gpus(mine) is None and mine.tx == ["popen//python=python3.12"] * 2
+    assert assign_worker_gpus(Namespace(numprocesses=0, tx=[])) is None
+    specs = worker_gateway_specs(3, ["GPU-aaaa", "GPU-bbbb"])
+    assert [s.split("//")[1] for s in specs] == ["env:CUDA_VISIBLE_DEVICES=GPU-aaaa", "env:CUDA_VISIBLE_DEVICES=GPU-bbbb",
+                                                 "env:CUDA_VISIBLE_DEVICES=GPU-aaaa"]
+
+
 def test_pin_outside_xdist_and_on_a_machine_without_gpu(tmp_path):
     from idrift.distributed import pin_xdist_worker
 
