@@ -114,8 +114,9 @@ def pin_xdist_worker(worker_id: str | None = None) -> str | None:
     chosen = choose_gpu(worker_id, visible)
     if chosen is None:
         return None
-    wanted = nvml_uuid(chosen)
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # indices count as nvidia-smi and NVML count
+    # NVML numbers GPUs in PCI bus order: an index names the same GPU for both only in that order.
+    wanted = nvml_uuid(chosen) if os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID" or chosen.startswith("GPU-") else None
     os.environ["CUDA_VISIBLE_DEVICES"] = chosen
     # The variable applies only if nothing in this process has started the CUDA driver yet, and another
     # library may have (torch.cuda.is_initialized() sees only torch's own start-up). Seen on a 2-GPU H100
