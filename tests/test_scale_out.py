@@ -338,7 +338,6 @@ def test_gpu(worker_id, case):
 DRIVER_FIRST_CONFTEST = 'import ctypes\nctypes.CDLL("libcuda.so.1").cuInit(0)\n'
 
 
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("driver_first", [False, True], ids=["clean-start", "driver-started-first"])
 def test_workers_get_distinct_gpus(tmp_path, driver_first):
