@@ -9,8 +9,8 @@ cuDNN attention at FLUX's shape, the rates behind the floor estimates in the REA
 
     python tools/fast_ab.py out/fast_ab.json       # ~6 min on an H100
 
-Results: measurements/h100/fast_ab_calls.json (README "Fast paths"; made at 2e92313 when the graphs'
-stats still called the skipped calls "eager", now "eager_calls"). The earlier
+Results: measurements/h100/fast_ab_calls.json (README "Fast paths"; made by the working tree just
+before 2e92313, whose graphs' stats called the skipped calls "eager", now "eager_calls"). The earlier
 measurements/h100/fast_ab.json (fused q/k/v, step graphs) came from this script at commit f72a291.
 """
 
