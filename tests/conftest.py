@@ -93,3 +93,22 @@ class SyntheticAntelopev2:
     @staticmethod
     def projection() -> np.ndarray:
         return synthetic_projection()
+
+
+# ---- the tiny InfiniteYou pipeline (tests/tiny_runs.py builds the parts) -----------------------------
+@pytest.fixture()
+def pipe():
+    """A fresh pipeline on the tiny bundle: tests accelerate it, cache steps or move weights in place.
+    A module that never changes it may override this with a module-scoped one (test_pipeline does)."""
+    from idrift.models.tiny import build_tiny_bundle
+    from idrift.pipeline.infinite_you import InfiniteYouPipeline
+
+    return InfiniteYouPipeline(build_tiny_bundle())
+
+
+@pytest.fixture(scope="session")
+def reference():
+    """The tiny runs' identity reference (a real photograph's face)."""
+    from tiny_runs import tiny_reference
+
+    return tiny_reference()

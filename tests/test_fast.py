@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tiny_runs import pixels, tiny_reference, tiny_spec
+from tiny_runs import pixels, tiny_spec
 from torch import nn
 
 from idrift.config import RunSpec
-from idrift.models.tiny import build_tiny_bundle
 from idrift.pipeline.fast import (
     AccelerationError,
     Fp8Linear,
@@ -21,17 +20,6 @@ from idrift.pipeline.fast import (
     restore,
     warm_up,
 )
-from idrift.pipeline.infinite_you import InfiniteYouPipeline
-
-
-@pytest.fixture()
-def pipe():
-    return InfiniteYouPipeline(build_tiny_bundle())
-
-
-@pytest.fixture(scope="module")
-def reference():
-    return tiny_reference()
 
 
 def spec(**changes) -> RunSpec:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tiny_runs import tiny_reference, tiny_spec
+from tiny_runs import tiny_spec
 
 from idrift.config import RunSpec
 from idrift.models.bundle import module_bytes
@@ -27,16 +27,6 @@ from idrift.pipeline.memory import (
 )
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture()
-def pipe():
-    return InfiniteYouPipeline(build_tiny_bundle())
-
-
-@pytest.fixture(scope="module")
-def reference():
-    return tiny_reference()
 
 
 def spec(backbone: str = "dev", **changes) -> RunSpec:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import FluxPipeline
-from tiny_runs import KPS, pixels, tiny_reference, tiny_spec
+from tiny_runs import KPS, pixels, tiny_spec
 
 from idrift.errors import NonFiniteError
 from idrift.models.tiny import build_tiny_bundle
@@ -17,11 +17,6 @@ from idrift.pipeline.infinite_you import InfiniteYouPipeline, infusenet_keep
 @pytest.fixture(scope="module")
 def pipe():
     return InfiniteYouPipeline(build_tiny_bundle())
-
-
-@pytest.fixture(scope="module")
-def reference():
-    return tiny_reference()
 
 
 spec = tiny_spec

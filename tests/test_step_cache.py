@@ -12,24 +12,12 @@ import numpy as np
 import pytest
 import torch
 from diffusers.hooks import FirstBlockCacheConfig
-from tiny_runs import pixels, tiny_reference, tiny_spec
+from tiny_runs import pixels, tiny_spec
 
 from idrift.config import RunSpec
-from idrift.models.tiny import build_tiny_bundle
 from idrift.pipeline.fast import AccelerationError, accelerate, provenance, require_lossless, restore
-from idrift.pipeline.infinite_you import InfiniteYouPipeline, latent_image_ids
+from idrift.pipeline.infinite_you import latent_image_ids
 from idrift.pipeline.step_cache import FirstBlockCache, disable_step_cache, enable_step_cache
-
-
-@pytest.fixture()
-def pipe():
-    return InfiniteYouPipeline(build_tiny_bundle())
-
-
-@pytest.fixture(scope="module")
-def reference():
-    return tiny_reference()
-
 
 spec = tiny_spec
 
