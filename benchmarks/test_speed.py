@@ -248,13 +248,16 @@ class SpeedState:
             self.rates = measure_rates(self.device, **small)
         rows = {(r["mode"], r["arm"]): r for r in summary["rows"]}
         out: dict = {"rates_flop_per_s": self.rates, "arms": {}}
+        flops_of: dict[str, dict] = {}  # per backbone: the same step for both modes
         for mode, matmul in (("lossless", "bf16_matmul"), ("lossy", "fp8_matmul")):
             for arm in ("schnell-4", "dev-28"):
                 stages = (rows.get((mode, arm)) or {}).get("stages_s")
                 if not stages or self.rates.get(matmul) is None:
                     continue
                 spec = self.spec_of(arm)
-                flops = bundle_step_flops(self.pipeline.bundle, spec.backbone, spec.width, spec.height)
+                if spec.backbone not in flops_of:
+                    flops_of[spec.backbone] = bundle_step_flops(self.pipeline.bundle, spec.backbone, spec.width, spec.height)
+                flops = flops_of[spec.backbone]
                 steps_floor = spec.steps * step_floor_s(flops, self.rates, matmul)
                 steps = stages.get("infusenet", 0.0) + stages.get("backbone", 0.0)
                 rest = sum(v for k, v in stages.items() if k not in ("infusenet", "backbone"))

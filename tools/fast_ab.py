@@ -32,6 +32,7 @@ from idrift.metrics.latency import StageTimer  # noqa: E402
 from idrift.models.synthetic import build_synthetic_bundle  # noqa: E402
 from idrift.pipeline.fast import accelerate, restore  # noqa: E402
 from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline  # noqa: E402
+from idrift.pipeline.roofline import measure_rates  # noqa: E402
 from idrift.session import kps_from_box  # noqa: E402
 
 CONDITIONING_CALLS = ("clip", "t5", "identity_tokens", "vae_encode", "vae_decode")
@@ -46,29 +47,13 @@ VARIANTS = (
 
 def rates() -> dict:
     """TFLOP/s of an 8192^3 bf16 matmul, the same in fp8 (rowwise scales), and cuDNN attention at FLUX's
-    864x1152 shape (4400 tokens, 24 heads of 128)."""
+    864x1152 shape (4400 tokens, 24 heads of 128): idrift.pipeline.roofline.measure_rates."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    def timed(fn, flop, repeat=20):
-        fn()
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(repeat):
-            fn()
-        torch.cuda.synchronize()
-        return flop * repeat / (time.perf_counter() - start) / 1e12
-
-    n = 8192
-    a, b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16), torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-    a8, b8 = a.to(torch.float8_e4m3fn), b.to(torch.float8_e4m3fn).t()
-    sa, sb = torch.ones(n, 1, device="cuda"), torch.ones(1, n, device="cuda")
-    q, k, v = (torch.randn(1, 24, 4400, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
-        attention = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), 4 * 4400**2 * 128 * 24)
-    return {"bf16_matmul_8192": timed(lambda: a @ b, 2 * n**3),
-            "fp8_rowwise_matmul_8192": timed(lambda: torch._scaled_mm(a8, b8, scale_a=sa, scale_b=sb,
-                                                                       out_dtype=torch.bfloat16), 2 * n**3),
-            "cudnn_attention_4400x24x128": attention}
+        measured = measure_rates("cuda")
+    return {"bf16_matmul_8192": measured["bf16_matmul"] / 1e12, "fp8_rowwise_matmul_8192": measured["fp8_matmul"] / 1e12,
+            "cudnn_attention_4400x24x128": measured["attention"] / 1e12}
 
 
 def main(out: Path) -> None:
