@@ -18,7 +18,9 @@ Two modes, never mixed up:
   Tried and left out: diffusers' fused q/k/v projections (`fuse_projections`): under 1 % per step in an A/B
   on the H100 (backbone step 0.1327 -> 0.1315 s, within run-to-run noise), not worth rebuilt modules.
   Inductor's max-autotune for the blocks (``compile_mode``): cuBLAS won every product shape, no gain, and a
-  242 s warm-up (tools/fast_ab.py).
+  242 s warm-up (tools/fast_ab.py); its coordinate-descent tuning: within noise, a 273 s warm-up. For the
+  lossy mode, cuDNN's fp8 attention (tools/fp8_probe.py): a 1.3x faster kernel whose separate q/k/v
+  quantisation and output conversion cost more than it saves.
   Compiled code is cached on disk by inductor's FX-graph and autotuning caches under
   ``TORCHINDUCTOR_CACHE_DIR`` (we set ``$IDRIFT_CACHE/inductor``, default ``~/.cache/idrift/inductor``, when
   the variable is unset), so a second process on the same machine compiles in a fraction of the time.
@@ -27,18 +29,18 @@ Two modes, never mixed up:
 
 * ``"lossy"`` (explicit only): everything above plus fp8 (e4m3) matrix products for the large Linear
   layers inside the repeated blocks (`Fp8Linear`: weights quantised once per output channel, activations
-  per row at run time, `torch._scaled_mm`). The result dict, `provenance(pipeline)` and
+  per row at run time, `torch._scaled_mm` with fast accumulation and the bias in its epilogue). The result dict, `provenance(pipeline)` and
   `pipeline.acceleration` carry ``"lossy": True`` and the label ``"lossy"``; `require_lossless` lets
   identity baselines refuse such a pipeline. The fp8 conversion replaces the weights: it cannot be undone
   (rebuild the bundle), and it needs a CUDA GPU with fp8 tensor cores (sm_89+).
 
 Measured (H100 80GB, synthetic profile, 864x1152 bf16, end to end with caches cleared each round,
 benchmarks/test_speed.py, all modes in one process, torch 2.11, cuDNN 9.19; README "Fast paths"):
-    reference  schnell-4 1.118 s, dev-28 6.417 s, peak 66.5 GB
-    lossless   schnell-4 0.750 s (1.49x), dev-28 4.629 s (1.39x), peak 66.2 GB; compile 47.3 s cold cache
-               (blocks 15.3 s with their CUDA graph captures, VAE 30.9 s); latent rel. diff 0.0056 vs a noise
+    reference  schnell-4 1.123 s, dev-28 6.531 s, peak 66.5 GB
+    lossless   schnell-4 0.748 s (1.50x), dev-28 4.638 s (1.41x), peak 65.1 GB; compile 60.3 s cold cache
+               (blocks 19.6 s with their CUDA graph captures, VAE 38.4 s); latent rel. diff 0.0056 vs a noise
                floor of 0.0044 (flash -> memory-efficient attention), max pixel diff 6 (floor 6)
-    lossy      schnell-4 0.652 s (1.72x), dev-28 3.921 s (1.64x), peak 47.1 GB, 934 fp8 layers
+    lossy      schnell-4 0.622 s (1.84x), dev-28 3.705 s (1.76x), peak 45.9 GB, 934 fp8 layers
 Random weights make near-noise images, so these pixel diffs cannot judge fp8's effect on real faces.
 
 Example (CPU, tiny profile: nothing is compiled unless forced):
@@ -112,8 +114,8 @@ class Fp8Linear(nn.Module):
     """A frozen `nn.Linear` with e4m3 weights: y = (x_q * s_x) @ (w_q * s_w)^T + b.
 
     ``scaling="rowwise"``: one weight scale per output channel, one activation scale per row (token);
-    ``"tensorwise"``: one scale each. On CUDA the product is `torch._scaled_mm` (fp8 tensor cores, fp32
-    accumulation, bf16 out); elsewhere it is emulated by dequantising (same numbers up to accumulation order),
+    ``"tensorwise"``: one scale each. On CUDA the product is `torch._scaled_mm` (fp8 tensor cores, Hopper's
+    fast accumulation, bias in the epilogue, bf16 out); elsewhere it is emulated by dequantising (same numbers up to accumulation order),
     which lets CPU tests check the quantisation.
     """
 
@@ -144,9 +146,14 @@ class Fp8Linear(nn.Module):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
         xq, xs = quantize_fp8(x2, dim=1 if self.scaling == "rowwise" else None)
+        if x.is_cuda and x2.shape[0] % 16 == 0:
+            # bias in the product's epilogue, not a pass over the output; fast accumulation: 0.333 -> 0.252 ms
+            # at 4400 x 3072 -> 12288 with the same error (tools/fp8_probe.py; torchao's rowwise float8 0.253 ms).
+            # cuBLASLt has no such kernel for row counts off a multiple of 16 (InfuseNet's 8 identity tokens).
+            return torch._scaled_mm(xq, self.weight.t(), scale_a=xs, scale_b=self.weight_scale, bias=self.bias,
+                                    out_dtype=self.out_dtype, use_fast_accum=True).reshape(*lead, self.out_features)
         if x.is_cuda:
-            out = torch._scaled_mm(xq, self.weight.t(), scale_a=xs, scale_b=self.weight_scale,
-                                   out_dtype=self.out_dtype)
+            out = torch._scaled_mm(xq, self.weight.t(), scale_a=xs, scale_b=self.weight_scale, out_dtype=self.out_dtype)
         else:
             out = ((xq.float() * xs) @ (self.weight.float() * self.weight_scale.reshape(-1, 1)).t()).to(self.out_dtype)
         if self.bias is not None:
