@@ -20,9 +20,9 @@ import pytest
 
 from idrift.claims import claims_in_family
 from idrift.config import PROFILES
+from idrift.distributed import assign_worker_gpus, pin_xdist_worker, xdist_group
 from idrift.errors import IdriftError
 from idrift.evaluate import summary_lines
-from idrift.runner import _run_key
 
 _SESSION_KEY = pytest.StashKey["object"]()
 
@@ -131,8 +131,6 @@ def pytest_configure_node(node):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
-    from idrift.distributed import assign_worker_gpus, pin_xdist_worker
-
     try:
         if os.environ.get("PYTEST_XDIST_WORKER"):
             pin_xdist_worker()  # gwK -> GPU K mod count: checks (and where needed makes) the pin below
@@ -212,8 +210,9 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("idrift_claim", claims, ids=[c.id for c in claims])
     if "idrift_sample" in metafunc.fixturenames:
         # Grid points, not RunSpecs: collection must not build models. xdist_group keeps the samples
-        # that one trajectory run serves on one worker (`--dist loadgroup`).
+        # that one trajectory run serves on one worker (`--dist loadgroup`; idrift.distributed.xdist_group).
         session = _session(metafunc.config)
+        memory = metafunc.config.getoption("--idrift-memory", default="off")
         points, seen = [], {}
         for claim in claims:
             try:
@@ -223,8 +222,8 @@ def pytest_generate_tests(metafunc):
             for spec in specs:  # the same sample may serve several claims: measure what each needs
                 seen.setdefault(spec.key, (spec, set()))[1].update(claim.metrics)
         for spec, metrics in seen.values():
-            group = _run_key(spec) if spec.mode == "trajectory" else spec.backbone
-            points.append(pytest.param((spec, tuple(sorted(metrics))), marks=pytest.mark.xdist_group(group),
+            group = pytest.mark.xdist_group(xdist_group(spec, memory))
+            points.append(pytest.param((spec, tuple(sorted(metrics))), marks=group,
                                        id=f"{spec.config_label}|{spec.sample_label}"))
         metafunc.parametrize("idrift_sample", points)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from idrift.config import RunSpec
-from idrift.distributed import choose_gpu, worker_index
+from idrift.distributed import choose_gpu, worker_index, xdist_group
 from idrift.errors import IdriftError
 from idrift.runner import _run_key
 from idrift.sharding import in_shard
@@ -164,14 +164,26 @@ def test_xdist_workers_share_one_store_safely(runs):
     assert len(writers) == 2, f"expected both workers to have written samples or metrics, got runs {writers}"
 
 
-def test_xdist_keeps_a_group_on_one_worker_by_default(runs):
-    # `-n 2` without --dist: the plugin picks --dist loadgroup, so the samples of one backbone (all
-    # FLUX.1-schnell here) run on one worker.
-    if "pytest-xdist#1386" in runs.xdist_output:
-        pytest.xfail("this pytest / pytest-xdist pair cannot group tests (pytest-dev/pytest-xdist#1386); the plugin warned")
+def test_xdist_shares_one_backbones_runs_between_the_workers(runs):
+    # `-n 2` without --dist: the plugin picks --dist loadgroup, and each budget run is its own group, so
+    # the grid's runs (all FLUX.1-schnell here) are shared by both workers, not kept on one.
     lines = re.findall(r"\[(gw\d)\] \[\s*\d+%\] PASSED \S+::test_sample\[", runs.xdist_output)
     assert len(lines) == GRID, runs.xdist_output[-3000:]
-    assert len(set(lines)) == 1, f"the samples of one group ran on {sorted(set(lines))}"
+    assert sorted(set(lines)) == ["gw0", "gw1"], f"one backbone's runs ran only on {sorted(set(lines))}"
+
+
+def test_xdist_groups():
+    budget = RunSpec(backbone="schnell", steps=4, guidance=0.0, alpha=1.0, prompt_id="portrait", prompt="a portrait",
+                     identity="id0", seed=0, width=64, height=64, dtype="float32", profile="tiny")
+    other_seed = budget.replace(seed=1)
+    # budget runs: one group each (shared out over the workers); with one resident backbone: by backbone
+    assert xdist_group(budget) == budget.key != xdist_group(other_seed)
+    assert xdist_group(budget, "offload") == xdist_group(other_seed, "offload-8bit") == "schnell"
+    # the steps of one trajectory run share its group in every memory mode
+    steps = [budget.replace(backbone="dev", steps=k, mode="trajectory", trajectory_of=28) for k in (1, 4, 28)]
+    for memory in ("off", "offload"):
+        assert {xdist_group(s, memory) for s in steps} == {_run_key(steps[0])}
+    assert xdist_group(steps[0]) != xdist_group(steps[0].replace(seed=1))
 
 
 def test_shards_partition_the_grid(runs):
