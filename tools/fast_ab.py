@@ -7,7 +7,7 @@ check. Calls named in a variant's ``eager_calls`` skip their CUDA graph (the pip
 conditioning and VAE calls were graphed). Also measured: the bf16 and fp8 matmul rate on 8192^3 and
 cuDNN attention at FLUX's shape, the rates behind the floor estimates in the README.
 
-    python tools/fast_ab.py out/fast_ab.json       # ~6 min on an H100
+    python tools/fast_ab.py out/fast_ab.json [calls|inductor]   # a set of variants (VARIANT_SETS); ~6 min on an H100
 
 Results: measurements/h100/fast_ab_calls.json (README "Fast paths"; made by the working tree just
 before 2e92313, whose graphs' stats called the skipped calls "eager", now "eager_calls"). The earlier
@@ -36,13 +36,20 @@ from idrift.pipeline.roofline import measure_rates  # noqa: E402
 from idrift.session import kps_from_box  # noqa: E402
 
 CONDITIONING_CALLS = ("clip", "t5", "identity_tokens", "vae_encode", "vae_decode")
-VARIANTS = (
-    {"name": "step graphs only", "accelerate": {}, "eager_calls": CONDITIONING_CALLS},
-    {"name": "all calls graphed", "accelerate": {}},
-    {"name": "step graphs only (again)", "accelerate": {}, "eager_calls": CONDITIONING_CALLS},
-    # last: its autotuning takes minutes, and what came before is already written
-    {"name": "all calls graphed, max-autotune blocks", "accelerate": {"compile_mode": "max-autotune-no-cudagraphs"}},
-)
+VARIANT_SETS = {
+    "calls": (  # measurements/h100/fast_ab_calls.json
+        {"name": "step graphs only", "accelerate": {}, "eager_calls": CONDITIONING_CALLS},
+        {"name": "all calls graphed", "accelerate": {}},
+        {"name": "step graphs only (again)", "accelerate": {}, "eager_calls": CONDITIONING_CALLS},
+        # last: its autotuning takes minutes, and what came before is already written
+        {"name": "all calls graphed, max-autotune blocks", "accelerate": {"compile_mode": "max-autotune-no-cudagraphs"}},
+    ),
+    "inductor": (  # inductor's coordinate-descent tuning of its own (elementwise, reduction) kernels
+        {"name": "lossless", "accelerate": {}},
+        {"name": "lossless, coordinate descent tuning", "accelerate": {}, "inductor": {"coordinate_descent_tuning": True}},
+        {"name": "lossless (again)", "accelerate": {}},
+    ),
+}
 
 
 def rates() -> dict:
@@ -56,7 +63,9 @@ def rates() -> dict:
             "cudnn_attention_4400x24x128": measured["attention"] / 1e12}
 
 
-def main(out: Path) -> None:
+def main(out: Path, variant_set: str) -> None:
+    import torch._inductor.config as inductor_config
+
     bundle = build_synthetic_bundle(device="cuda")
     bundle.backbone("dev")
     pipe = InfiniteYouPipeline(bundle)
@@ -83,21 +92,22 @@ def main(out: Path) -> None:
     results: dict = {"rates_tflops": rates(), "gpu": torch.cuda.get_device_name(), "torch": torch.__version__}
     print(results["rates_tflops"], flush=True)
     first_image = None
-    for variant in VARIANTS:
+    for variant in VARIANT_SETS[variant_set]:
         torch._dynamo.reset()
         start = time.perf_counter()
-        report = accelerate(pipe, "lossless", **variant["accelerate"])
-        pipe.call_graphs.eager_calls.update(variant.get("eager_calls", ()))
-        for spec in specs.values():
-            pipe.clear_caches()
-            pipe(spec, reference)
+        with inductor_config.patch(variant.get("inductor", {})):  # inductor reads it when compiling: the warm-up
+            report = accelerate(pipe, "lossless", **variant["accelerate"])
+            pipe.call_graphs.eager_calls.update(variant.get("eager_calls", ()))
+            for spec in specs.values():
+                pipe.clear_caches()
+                pipe(spec, reference)
         warm_s = time.perf_counter() - start
         schnell, image = run(specs["schnell-4"], 7)
         dev, _ = run(specs["dev-28"], 3)
         first_image = image if first_image is None else first_image
         diff = np.abs(image - first_image)
         results[variant["name"]] = {
-            "accelerate": variant["accelerate"], "eager_calls": list(variant.get("eager_calls", ())),
+            "accelerate": variant["accelerate"], "inductor": variant.get("inductor", {}), "eager_calls": list(variant.get("eager_calls", ())),
             "techniques": report["techniques"], "warm_up_s": warm_s, "schnell-4": schnell, "dev-28": dev,
             "graphs": pipe.call_graphs.stats(),
             "schnell-4_pixels_vs_first": {"max": int(diff.max()), "mean": float(diff.mean())}}
@@ -107,4 +117,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "calls")
