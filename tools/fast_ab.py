@@ -107,7 +107,8 @@ def main(out: Path, variant_set: str) -> None:
         first_image = image if first_image is None else first_image
         diff = np.abs(image - first_image)
         results[variant["name"]] = {
-            "accelerate": variant["accelerate"], "inductor": variant.get("inductor", {}), "eager_calls": list(variant.get("eager_calls", ())),
+            "accelerate": variant["accelerate"], "inductor": variant.get("inductor", {}),
+            "eager_calls": list(variant.get("eager_calls", ())),
             "techniques": report["techniques"], "warm_up_s": warm_s, "schnell-4": schnell, "dev-28": dev,
             "graphs": pipe.call_graphs.stats(),
             "schnell-4_pixels_vs_first": {"max": int(diff.max()), "mean": float(diff.mean())}}

@@ -29,10 +29,10 @@ Two modes, never mixed up:
 
 * ``"lossy"`` (explicit only): everything above plus fp8 (e4m3) matrix products for the large Linear
   layers inside the repeated blocks (`Fp8Linear`: weights quantised once per output channel, activations
-  per row at run time, `torch._scaled_mm` with fast accumulation and the bias in its epilogue). The result dict, `provenance(pipeline)` and
-  `pipeline.acceleration` carry ``"lossy": True`` and the label ``"lossy"``; `require_lossless` lets
-  identity baselines refuse such a pipeline. The fp8 conversion replaces the weights: it cannot be undone
-  (rebuild the bundle), and it needs a CUDA GPU with fp8 tensor cores (sm_89+).
+  per row at run time, `torch._scaled_mm` with fast accumulation and the bias in its epilogue). The result
+  dict, `provenance(pipeline)` and `pipeline.acceleration` carry ``"lossy": True`` and the label ``"lossy"``;
+  `require_lossless` lets identity baselines refuse such a pipeline. The fp8 conversion replaces the weights:
+  it cannot be undone (rebuild the bundle), and it needs a CUDA GPU with fp8 tensor cores (sm_89+).
 
 Measured (H100 80GB, synthetic profile, 864x1152 bf16, end to end with caches cleared each round,
 benchmarks/test_speed.py, all modes in one process, torch 2.11, cuDNN 9.19; README "Fast paths"):
@@ -115,8 +115,8 @@ class Fp8Linear(nn.Module):
 
     ``scaling="rowwise"``: one weight scale per output channel, one activation scale per row (token);
     ``"tensorwise"``: one scale each. On CUDA the product is `torch._scaled_mm` (fp8 tensor cores, Hopper's
-    fast accumulation, bias in the epilogue, bf16 out); elsewhere it is emulated by dequantising (same numbers up to accumulation order),
-    which lets CPU tests check the quantisation.
+    fast accumulation, bias in the epilogue, bf16 out); elsewhere it is emulated by dequantising (same
+    numbers up to accumulation order), which lets CPU tests check the quantisation.
     """
 
     def __init__(self, weight_fp8: torch.Tensor, weight_scale: torch.Tensor, bias: torch.Tensor | None,
@@ -149,7 +149,8 @@ class Fp8Linear(nn.Module):
         if x.is_cuda and x2.shape[0] % 16 == 0:
             # bias in the product's epilogue, not a pass over the output; fast accumulation: 0.333 -> 0.252 ms
             # at 4400 x 3072 -> 12288 with the same error (tools/fp8_probe.py; torchao's rowwise float8 0.253 ms).
-            # cuBLASLt has no such kernel for row counts off a multiple of 16 (InfuseNet's 8 identity tokens).
+            # Row counts off a multiple of 16 keep the plain product: with InfuseNet's 8 identity tokens, cuBLASLt
+            # found no kernel under CUDA-graph capture (CUBLAS_STATUS_NOT_SUPPORTED; eager calls worked).
             return torch._scaled_mm(xq, self.weight.t(), scale_a=xs, scale_b=self.weight_scale, bias=self.bias,
                                     out_dtype=self.out_dtype, use_fast_accum=True).reshape(*lead, self.out_features)
         if x.is_cuda:
