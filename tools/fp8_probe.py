@@ -7,12 +7,12 @@
 2. Attention (24 heads of 128, 4400 tokens, laid out as diffusers passes them): cuDNN bf16 through
    SDPA against cuDNN's fp8 SDPA through the cuDNN frontend (`nvidia-cudnn-frontend`), counting the
    per-tensor quantisation of q, k, v and the fp8 output's conversion back to bf16.
-3. Optionally (``--profile``) where a lossy schnell-4 image spends its GPU time, without CUDA graphs so
+3. Optionally (``profile``) where a lossy schnell-4 image spends its GPU time, without CUDA graphs so
    that the profiler sees each kernel.
 
 A measuring script behind the README's "Fast paths" decisions, not a test.
 
-    python tools/fp8_probe.py out/fp8_probe.json [--profile]      # ~2 min on an H100 (+3 min profile)
+    python tools/fp8_probe.py out/fp8_probe.json [--parts attention linear profile]   # ~2 min on an H100 (+3 min profile)
 """
 from __future__ import annotations
 
@@ -225,25 +225,39 @@ def lossy_profile(out: Path) -> dict:
     for event in prof.events():
         if event.device_type.name == "CUDA":
             kernels[event.name] = kernels.get(event.name, 0.0) + event.device_time / 1e3
-    total = sum(kernels.values())
-    return {"wall_s_with_profiler": wall, "gpu_kernel_ms": total,
+    categories: dict[str, float] = {}
+    for name, ms in kernels.items():
+        categories[kernel_category(name)] = categories.get(kernel_category(name), 0.0) + ms
+    return {"wall_s_with_profiler": wall, "gpu_kernel_ms": sum(kernels.values()), "categories_ms": categories,
             "top_kernels_ms": dict(sorted(kernels.items(), key=lambda kv: -kv[1])[:30])}
+
+
+def kernel_category(name: str) -> str:
+    """A CUDA kernel's kind, from its name (cuBLAS/CUTLASS products, attention, inductor's fused kernels)."""
+    lower = name.lower()
+    if any(k in lower for k in ("nvjet", "gemm", "cutlass", "xmma", "scaled_mm")):
+        return "products"
+    if any(k in lower for k in ("flash", "fmha", "sdpa", "attention")):
+        return "attention"
+    if lower.startswith("triton"):  # inductor's: the ones with amax are the fp8 activation quantisation
+        return "triton (amax: quantisation)" if "amax" in lower else "triton (other)"
+    if "conv" in lower:
+        return "convolution"
+    return "other"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
-    parser.add_argument("--profile", action="store_true", help="also profile a lossy schnell-4 image")
+    parser.add_argument("--parts", nargs="+", choices=("attention", "linear", "profile"), default=["attention", "linear"],
+                        help="what to measure ('profile': a lossy schnell-4 image under the profiler)")
     args = parser.parse_args()
     results: dict = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
                      "cudnn": torch.backends.cudnn.version()}
-    results["attention"] = attention_rows()
-    args.out.write_text(json.dumps(results, indent=1))
-    results["linear"] = linear_rows()
-    args.out.write_text(json.dumps(results, indent=1))
-    if args.profile:
-        results["lossy_schnell4_profile"] = lossy_profile(args.out)
-        args.out.write_text(json.dumps(results, indent=1))
+    parts = {"attention": attention_rows, "linear": linear_rows, "profile": lambda: lossy_profile(args.out)}
+    for part in args.parts:
+        results[part] = parts[part]()
+        args.out.write_text(json.dumps(results, indent=1))  # after each part: a cut run keeps what it measured
 
 
 if __name__ == "__main__":
