@@ -7,7 +7,7 @@ check. Calls named in a variant's ``eager_calls`` skip their CUDA graph (the pip
 conditioning and VAE calls were graphed). Also measured: the bf16 and fp8 matmul rate on 8192^3 and
 cuDNN attention at FLUX's shape, the rates behind the floor estimates in the README.
 
-    python tools/fast_ab.py out/fast_ab.json [calls|inductor]   # a set of variants (VARIANT_SETS); ~6 min on an H100
+    python tools/fast_ab.py out/fast_ab.json [calls|inductor|tunableop]   # a set of variants (VARIANT_SETS); ~6 min on an H100
 
 Results: measurements/h100/fast_ab_calls.json (README "Fast paths"; made by the working tree just
 before 2e92313, whose graphs' stats called the skipped calls "eager", now "eager_calls"). The earlier
@@ -47,6 +47,11 @@ VARIANT_SETS = {
     "inductor": (  # inductor's coordinate-descent tuning of its own (elementwise, reduction) kernels
         {"name": "lossless", "accelerate": {}},
         {"name": "lossless, coordinate descent tuning", "accelerate": {}, "inductor": {"coordinate_descent_tuning": True}},
+        {"name": "lossless (again)", "accelerate": {}},
+    ),
+    "tunableop": (  # PyTorch's TunableOp: each GEMM shape timed over cuBLASLt's candidate algorithms
+        {"name": "lossless", "accelerate": {}},
+        {"name": "lossless, TunableOp", "accelerate": {}, "tunableop": True},
         {"name": "lossless (again)", "accelerate": {}},
     ),
 }
@@ -95,19 +100,24 @@ def main(out: Path, variant_set: str) -> None:
     for variant in VARIANT_SETS[variant_set]:
         torch._dynamo.reset()
         start = time.perf_counter()
+        tunable = variant.get("tunableop", False)
+        torch.cuda.tunable.enable(tunable)
+        torch.cuda.tunable.tuning_enable(tunable)  # tuned in the warm-up's eager calls, before any capture
         with inductor_config.patch(variant.get("inductor", {})):  # inductor reads it when compiling: the warm-up
             report = accelerate(pipe, "lossless", **variant["accelerate"])
             pipe.call_graphs.eager_calls.update(variant.get("eager_calls", ()))
             for spec in specs.values():
                 pipe.clear_caches()
                 pipe(spec, reference)
+        torch.cuda.tunable.tuning_enable(False)  # timed rounds use the tuned choices, tune nothing new
         warm_s = time.perf_counter() - start
         schnell, image = run(specs["schnell-4"], 7)
         dev, _ = run(specs["dev-28"], 3)
         first_image = image if first_image is None else first_image
         diff = np.abs(image - first_image)
         results[variant["name"]] = {
-            "accelerate": variant["accelerate"], "inductor": variant.get("inductor", {}),
+            "accelerate": variant["accelerate"], "inductor": variant.get("inductor", {}), "tunableop": tunable,
+            "tuned_gemms": len(torch.cuda.tunable.get_results()) if tunable else 0,
             "eager_calls": list(variant.get("eager_calls", ())),
             "techniques": report["techniques"], "warm_up_s": warm_s, "schnell-4": schnell, "dev-28": dev,
             "graphs": pipe.call_graphs.stats(),

@@ -18,7 +18,8 @@ Two modes, never mixed up:
   Tried and left out: diffusers' fused q/k/v projections (`fuse_projections`): under 1 % per step in an A/B
   on the H100 (backbone step 0.1327 -> 0.1315 s, within run-to-run noise), not worth rebuilt modules.
   Inductor's max-autotune for the blocks (``compile_mode``): cuBLAS won every product shape, no gain, and a
-  242 s warm-up (tools/fast_ab.py); its coordinate-descent tuning: within noise, a 273 s warm-up. For the
+  242 s warm-up (tools/fast_ab.py); its coordinate-descent tuning: within noise, a 273 s warm-up; PyTorch's
+  TunableOp over cuBLASLt's algorithms: cuBLAS's own choices were already the fastest. For the
   lossy mode, cuDNN's fp8 attention (tools/fp8_probe.py): a 1.3x faster kernel whose separate q/k/v
   quantisation and output conversion cost more than it saves.
   Compiled code is cached on disk by inductor's FX-graph and autotuning caches under
