@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from interrupts import sigint_as_at_a_terminal
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,7 +147,8 @@ def test_ctrl_c_keeps_finished_work_and_rerun_resumes(workdir, manifest):
     # table1_dev4_diagnostic: 2 samples; figure5_guidance: 15 more, seconds of work left to interrupt.
     args = ["run", "--claims", "table1_dev4_diagnostic,figure5_guidance", "--out", out, "--identities", manifest]
     proc = subprocess.Popen([sys.executable, "-m", "idrift.cli", *map(str, args)], cwd=workdir, env=_env(workdir),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_at_a_terminal)
     deadline = time.monotonic() + 240
     while proc.poll() is None and time.monotonic() < deadline and not (out / "results.json").is_file():
         time.sleep(0.05)
