@@ -109,7 +109,8 @@ def _session(config):
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config):
     # `pytest -n N` (pytest-xdist): --dist loadgroup unless --dist is given, so that the samples of one
-    # trajectory run, or of one backbone, stay on one worker (their xdist_group marks, below).
+    # trajectory run (and, with an offload memory mode, of one backbone) stay on one worker (their
+    # xdist_group marks, below).
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
         config.option.dist = "loadgroup"
     try:
