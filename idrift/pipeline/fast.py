@@ -147,19 +147,20 @@ class Fp8Linear(nn.Module):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
         xq, xs = quantize_fp8(x2, dim=1 if self.scaling == "rowwise" else None)
-        if x.is_cuda and x2.shape[0] % 16 == 0:
-            # bias in the product's epilogue, not a pass over the output; fast accumulation: 0.333 -> 0.252 ms
-            # at 4400 x 3072 -> 12288 with the same error (tools/fp8_probe.py; torchao's rowwise float8 0.253 ms).
-            # Row counts off a multiple of 16 keep the plain product: with InfuseNet's 8 identity tokens, cuBLASLt
-            # found no kernel under CUDA-graph capture (CUBLAS_STATUS_NOT_SUPPORTED; eager calls worked).
-            return torch._scaled_mm(xq, self.weight.t(), scale_a=xs, scale_b=self.weight_scale, bias=self.bias,
-                                    out_dtype=self.out_dtype, use_fast_accum=True).reshape(*lead, self.out_features)
+        bias = self.bias
         if x.is_cuda:
-            out = torch._scaled_mm(xq, self.weight.t(), scale_a=xs, scale_b=self.weight_scale, out_dtype=self.out_dtype)
+            # The bias in the product's epilogue, not a pass over the output, and fast accumulation: 0.333 ->
+            # 0.252 ms at 4400 x 3072 -> 12288 with the same error (tools/fp8_probe.py; torchao's rowwise float8
+            # 0.253 ms). Row counts off a multiple of 16 keep the plain product: with InfuseNet's 8 identity
+            # tokens, cuBLASLt found no such kernel under CUDA-graph capture (CUBLAS_STATUS_NOT_SUPPORTED).
+            epilogue = x2.shape[0] % 16 == 0
+            out = torch._scaled_mm(xq, self.weight.t(), scale_a=xs, scale_b=self.weight_scale,
+                                   bias=bias if epilogue else None, out_dtype=self.out_dtype, use_fast_accum=epilogue)
+            bias = None if epilogue else bias
         else:
             out = ((xq.float() * xs) @ (self.weight.float() * self.weight_scale.reshape(-1, 1)).t()).to(self.out_dtype)
-        if self.bias is not None:
-            out = out + self.bias
+        if bias is not None:
+            out = out + bias
         return out.reshape(*lead, self.out_features)
 
 
