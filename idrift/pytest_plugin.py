@@ -213,7 +213,6 @@ def pytest_generate_tests(metafunc):
         # Grid points, not RunSpecs: collection must not build models. xdist_group keeps the samples
         # that one trajectory run serves on one worker (`--dist loadgroup`; idrift.distributed.xdist_group).
         session = _session(metafunc.config)
-        memory = metafunc.config.getoption("--idrift-memory", default="off")
         points, seen = [], {}
         for claim in claims:
             try:
@@ -223,7 +222,7 @@ def pytest_generate_tests(metafunc):
             for spec in specs:  # the same sample may serve several claims: measure what each needs
                 seen.setdefault(spec.key, (spec, set()))[1].update(claim.metrics)
         for spec, metrics in seen.values():
-            group = pytest.mark.xdist_group(xdist_group(spec, memory))
+            group = pytest.mark.xdist_group(xdist_group(spec, session.options.memory))
             points.append(pytest.param((spec, tuple(sorted(metrics))), marks=group,
                                        id=f"{spec.config_label}|{spec.sample_label}"))
         metafunc.parametrize("idrift_sample", points)
