@@ -1,6 +1,7 @@
 """Speed-ups of idrift.pipeline.fast against the eager reference, measured in the same run.
 
-Synthetic profile only (real-size random weights on one GPU). In this order, on one pipeline:
+The synthetic profile (real-size random weights on one GPU) or the real one (the same sizes: the same
+timings, plus identity). In this order, on one pipeline:
 
   reference  schnell-4, dev-28 end to end (pytest-benchmark, warm-up excluded, caches cleared every
              round as in benchmarks/test_latency.py); a noise floor (the same specs with the
@@ -16,7 +17,11 @@ Synthetic profile only (real-size random weights on one GPU). In this order, on 
   lossy      accelerate(pipe, "lossy"): fp8 matmuls on top, labelled lossy everywhere; the same arms.
 
 Each arm records seconds, the stage breakdown, peak GPU memory and, for the accelerated modes, the
-pixel and latent difference from the reference image of the same spec. The last test prints the table
+pixel and latent difference from the reference image of the same spec; where a face metric can run (the
+real profile's antelopev2; dlib on the tiny CPU dry run), also the identity shift
+(idrift.metrics.identity.identity_shift): ID_sim of the image and its difference from the reference path's
+(the noise arms give that difference's bf16 floor). On synthetic weights there are no faces: the summary
+says so instead. The last test prints the table
 and writes it as JSON (`IDRIFT_SPEED_OUT`, default .idrift/speed-summary.json; rewritten after every arm,
 so a run cut short still leaves what it measured). It asserts that lossless stays within a few times the
 noise floor; the issue's speed targets are reported, and fail the run only with IDRIFT_SPEED_STRICT=1.
@@ -82,9 +87,9 @@ COMPILE_PARTS = {"blocks": ("backbone", "infusenet"), "vae": ("control_image", "
 
 @pytest.fixture(scope="module")
 def speed(idrift_session):
-    if idrift_session.profile != "synthetic" and not os.environ.get("IDRIFT_SPEED_ALLOW_CPU"):
-        pytest.skip(f"speed-ups are measured on the synthetic profile on a GPU (got --idrift-profile "
-                    f"{idrift_session.profile}); run: pytest benchmarks/test_speed.py --idrift-profile synthetic")
+    if idrift_session.profile == "tiny" and not os.environ.get("IDRIFT_SPEED_ALLOW_CPU"):
+        pytest.skip("speed-ups are measured at real sizes on a GPU (got --idrift-profile tiny); run: pytest "
+                    "benchmarks/test_speed.py --idrift-profile synthetic (or real, which adds the identity shift)")
     import torch
 
     if not torch.cuda.is_available() and not os.environ.get("IDRIFT_SPEED_ALLOW_CPU"):
@@ -129,6 +134,7 @@ class SpeedState:
         self.acceleration: dict[str, dict] = {}
         self.compile: dict[str, dict] = {}
         self.rates: dict | None = None  # this device's product and attention rates (idrift.pipeline.roofline)
+        self.identity = IdentityCheck(session, self.reference)
         self._latents: list = []
         original = self.pipeline.decode
 
@@ -283,6 +289,7 @@ class SpeedState:
                 row["ratio_to_naive_reference"] = row["median_s"] / naive
         out = {
             "rows": rows,
+            "identity": self.identity.describe(),
             "compile_s": {m: self.compile_seconds(m) for m in self.compile},
             "compile_parts_s": {m: self.compile_parts(m) for m in self.compile},
             "compile_detail": self.compile,
@@ -321,6 +328,45 @@ class SpeedState:
         tmp.write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
         tmp.replace(self.out)
         return summary
+
+
+class IdentityCheck:
+    """The identity shift of each arm's image from the reference path's image of the same spec, with the
+    session's face backend (None on synthetic weights: `reason` says why nothing is measured)."""
+
+    def __init__(self, session, reference):
+        from idrift.faces.select import reference_face
+
+        self.backend = session.face_backend
+        self.reason = None if self.backend is not None else (
+            f"not measured: {session.profile} random weights make no faces; run --idrift-profile real")
+        self.photo = None
+        if self.backend is not None:
+            self.photo = reference_face(self.backend.detect(reference.image), source=f"identity {reference.key}")
+        self.reference_faces: dict = {}  # reference arm -> its image's largest face (None: no face)
+
+    def describe(self) -> dict:
+        if self.backend is None:
+            return {"measured": False, "reason": self.reason}
+        return {"measured": True, "backend": self.backend.provenance()}
+
+    def measure(self, mode: str, arm: str, images: dict) -> dict:
+        from idrift.faces.select import largest_face
+        from idrift.metrics.identity import cosine_similarity, identity_shift
+
+        if self.backend is None or "image" not in images:
+            return {}
+        face = largest_face(self.backend.detect(np.asarray(images["image"])))
+        if mode == "reference" and base_arm(arm) == arm:
+            self.reference_faces[arm] = face
+            if face is None:
+                return {"id_sim": None, "identity_reason": "no face in the reference path's image"}
+            return {"id_sim": cosine_similarity(self.photo.embedding, face.embedding)}
+        if base_arm(arm) not in self.reference_faces:
+            return {}
+        shift = identity_shift(self.photo, self.reference_faces[base_arm(arm)], face)
+        return {"id_sim": shift["id_sim_candidate"], "id_sim_delta": shift["id_sim_delta"],
+                "id_sim_between": shift["id_sim_between"], **({"identity_reason": shift["reason"]} if "reason" in shift else {})}
 
 
 def _pixel_diff(image, reference) -> dict:
@@ -440,6 +486,7 @@ def test_speed(benchmark, speed, mode, arm):
         speed.images[("reference", arm)] = images
     row.update(row_extra)
     row.update(_compare(speed, mode, arm, images))
+    row.update(speed.identity.measure(mode, arm, images))
     speed.results[mode][arm] = row
     benchmark.extra_info.update({k: v for k, v in row.items() if k not in ("seconds", "stages_s")})
     speed.write()
@@ -462,6 +509,15 @@ def test_speed_summary(speed, capsys):
                          f"skipped {r['skipped_steps']} of {r['steps']} steps (rate {r['skip_rate']:.2f})")
         if "ratio_to_naive_reference" in r:
             lines.append(f"{'':30} trajectory / naive reference curve = {r['ratio_to_naive_reference']:.3f}")
+        if r.get("id_sim_delta") is not None:
+            lines.append(f"{'':30} identity: ID_sim {r['id_sim']:.4f} ({r['id_sim_delta']:+.4f} vs the reference path), "
+                         f"faces {r['id_sim_between']:.4f} alike")
+        elif "identity_reason" in r:
+            lines.append(f"{'':30} identity: {r['identity_reason']}")
+        elif r.get("id_sim") is not None:
+            lines.append(f"{'':30} identity: ID_sim {r['id_sim']:.4f}")
+    if not summary["identity"]["measured"]:
+        lines.append(f"identity shift {summary['identity']['reason']}")
     for mode, total in summary["compile_s"].items():
         parts = summary["compile_parts_s"].get(mode) or {}
         cache = speed.compile[mode]["compile_cache"]

@@ -15,6 +15,7 @@ from idrift.metrics.identity import (
     IdentitySimilarity,
     backend_agreement,
     cosine_similarity,
+    identity_shift,
 )
 
 
@@ -155,3 +156,42 @@ def test_backend_agreement_spearman(measured):
     assert backend_agreement(a, reversed_b)["rho"] == pytest.approx(-1.0)
     few = backend_agreement({"x": 0.1, "y": 0.2}, {"x": 0.3, "y": 0.1})
     assert few == {"rho": None, "p": None, "n": 2, "n_only_a": 0, "n_only_b": 0}
+
+
+def test_identity_shift_on_real_photographs(dlib_backend, builtin_manifest, astronaut):
+    """A JPEG round trip of the astronaut stands in for a fast path's slightly different image of the same
+    spec; another person's photo for a path that lost the identity; the coffee photo for one with no face."""
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    from idrift.faces.image_io import load_image
+    from idrift.faces.select import largest_face, reference_face
+
+    def face_of(image):
+        return largest_face(dlib_backend.detect(image))
+
+    photo_path = builtin_manifest.image_file(builtin_manifest.entry("astronaut"))
+    photo = reference_face(dlib_backend.detect(load_image(photo_path)), source=str(photo_path))
+    buffer = io.BytesIO()
+    Image.fromarray(astronaut).save(buffer, format="JPEG", quality=50)
+    reference, recompressed = face_of(astronaut), face_of(np.asarray(Image.open(buffer).convert("RGB")))
+    other = face_of(load_image(builtin_manifest.image_file(builtin_manifest.entry("t1_person0"))))
+
+    near = identity_shift(photo, reference, recompressed)
+    assert near["id_sim_between"] > 0.97 and abs(near["id_sim_delta"]) < 0.02
+    assert near["id_sim_delta"] == pytest.approx(near["id_sim_candidate"] - near["id_sim_reference"])
+    assert "reason" not in near
+
+    lost = identity_shift(photo, reference, other)
+    assert lost["id_sim_between"] < 0.93 and lost["id_sim_delta"] < -0.05
+    assert lost["id_sim_reference"] == near["id_sim_reference"]  # the same reference face, the same figure
+
+    assert face_of(data.coffee()) is None
+    no_candidate = identity_shift(photo, reference, None)
+    assert no_candidate["id_sim_delta"] is None and no_candidate["id_sim_between"] is None
+    assert no_candidate["id_sim_reference"] == near["id_sim_reference"]
+    assert no_candidate["reason"] == "no face in the candidate image"
+    neither = identity_shift(photo, None, None)
+    assert neither["reason"] == "no face in the reference path's image or the candidate image"

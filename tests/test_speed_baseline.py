@@ -67,6 +67,7 @@ def test_figures_of_the_h100_summary(fast_summary, batch_summary):
     assert figures["trajectory_ratio[lossless/fbc-drift-trajectory]"] == pytest.approx(0.078, abs=1e-3)
     assert figures["latent_rel_diff[reference/noise-schnell-4]"] < figures["latent_rel_diff[lossless/schnell-4]"]
     assert not any("noise" in m and not m.startswith("latent_rel_diff") for m in figures)  # the floor is no path
+    assert not any(m.startswith("id_sim_delta") for m in figures)  # synthetic weights: no faces, no identity figure
     batches = speed_figures(batch_summary)
     assert batches["images_per_s[reference/batch4-schnell-4]"] == pytest.approx(0.975, abs=1e-3)
     assert "latency_s[reference/batch4-schnell-4]" not in batches  # a batch is judged per image
@@ -105,6 +106,30 @@ def test_gate_passes_the_same_run_and_catches_regressions(baseline_path, fast_su
     assert verdicts["speedup[lossless/schnell-4]"].failed
     assert verdicts["latency_s[lossless/schnell-4]"].status == "not comparable"
     assert verdicts["gpu_peak_gb[lossless/schnell-4]"].status == "not comparable"
+
+
+def test_identity_shift_is_recorded_and_gated(baseline_path, fast_summary):
+    # No real-weights run exists here: the H100 summary with identity shifts written into its rows, as a
+    # real-profile run adds them (benchmarks/test_speed.py, IdentityCheck).
+    summary = copy.deepcopy(fast_summary)
+    shifts = {("lossless", "schnell-4"): -0.002, ("reference", "noise-schnell-4"): 0.001, ("lossless", "dev-28"): 0.004}
+    for row in summary["rows"]:
+        if (row["mode"], row["arm"]) in shifts:
+            row["id_sim_delta"] = shifts[(row["mode"], row["arm"])]
+    figures = speed_figures(summary)
+    assert {m: v for m, v in figures.items() if m.startswith("id_sim_delta")} == {
+        "id_sim_delta[lossless/schnell-4]": -0.002, "id_sim_delta[reference/noise-schnell-4]": 0.001,
+        "id_sim_delta[lossless/dev-28]": 0.004}
+    update_speed_baseline(baseline_path, summary, provenance(summary))
+    baseline = load_baseline(baseline_path)
+    assert baseline.claims[CLAIM_ID].metrics["id_sim_delta[lossless/schnell-4]"].tolerance_kind == "absolute"
+
+    for row in summary["rows"]:
+        if (row["mode"], row["arm"]) == ("lossless", "schnell-4"):
+            row["id_sim_delta"] = -0.05  # the fast path now loses identity
+    verdicts = {v.metric: v for v in gate_speed(baseline, summary, "NVIDIA L40S")}  # portable: judged on any GPU
+    assert verdicts["id_sim_delta[lossless/schnell-4]"].failed
+    assert not verdicts["id_sim_delta[lossless/dev-28]"].failed
 
 
 def test_a_summary_without_measurements_is_refused(baseline_path):
@@ -167,7 +192,14 @@ def test_test_speed_records_then_gates_its_figures(tmp_path):
     entry = load_baseline(tmp_path / "baseline.json").claims[CLAIM_ID]
     assert {"latency_s[reference/schnell-4]", "speedup[reference/batch2-schnell-4]"} <= set(entry.metrics)
     assert entry.provenance["command"].endswith("--idrift-update-baselines") and entry.provenance["seeds"] == [0, 1, 2, 3]
-    floor = json.loads((tmp_path / "summary.json").read_text())["floor"]  # this device's floor of the lossless steps
+    written = json.loads((tmp_path / "summary.json").read_text())
+    # dlib measures identity on tiny: the random tiny models draw no face, and each row says so
+    rows = {(r["mode"], r["arm"]): r for r in written["rows"]}
+    assert written["identity"]["measured"] and written["identity"]["backend"]["backend"] == "dlib"
+    assert rows[("reference", "schnell-4")]["identity_reason"] == "no face in the reference path's image"
+    assert rows[("lossless", "schnell-4")]["identity_reason"].startswith("no face in the reference path's image")
+    assert "identity: no face in the reference path's image" in proc.stdout
+    floor = written["floor"]  # this device's floor of the lossless steps
     lossless = floor["arms"]["lossless/schnell-4"]
     assert floor["rates_flop_per_s"]["bf16_matmul"] > 0 and 0 < lossless["steps_floor_s"] < lossless["floor_s"]
     assert "floor lossless/schnell-4: steps" in proc.stdout

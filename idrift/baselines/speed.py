@@ -11,7 +11,8 @@ GPU model; speed-ups, measured as ratios within one run, everywhere.
 Metric ids name the mode and the arm: `latency_s[lossless/schnell-4]`, `speedup[lossy/dev-28]`,
 `images_per_s[reference/batch4-schnell-4]`, `compile_s[lossless]` (and its `blocks_compile_s[lossless]`
 part), `trajectory_ratio[lossless]` (a 9-budget trajectory run over the naive sum of separate runs;
-`trajectory_ratio[lossless/fbc-drift-trajectory]` with First-Block-Cache), `latent_rel_diff[lossless/schnell-4]`.
+`trajectory_ratio[lossless/fbc-drift-trajectory]` with First-Block-Cache), `latent_rel_diff[lossless/schnell-4]`,
+and where faces could be measured (the real profile) `id_sim_delta[lossy/schnell-4]`.
 The entry carries its own provenance (the run that measured it), since it is updated apart from the claims.
 
     >>> figures = speed_figures({"rows": [
@@ -51,6 +52,8 @@ RULES: dict[str, Rule] = {
     # Kernels differ between GPU models, so how far a fast path moves the latents does too.
     "latent_rel_diff": Rule("lower_is_better", 0.005, "absolute", "relative L2", True,
                             f"latents vs the reference path (bf16 noise floor ~0.0045 on the H100); {SAME_GPU}"),
+    "id_sim_delta": Rule("higher_is_better", 0.02, "absolute", "cosine", False,
+                         "ID_sim of this arm's image minus the reference path's, same spec and run (real weights only)"),
 }
 
 
@@ -72,6 +75,8 @@ def speed_figures(summary: Mapping) -> dict[str, float]:
             figures[f"gpu_peak_gb[{where}]"] = float(row["gpu_peak_gb"])
         if row.get("latent_rel_diff") is not None:
             figures[f"latent_rel_diff[{where}]"] = float(row["latent_rel_diff"])
+        if row.get("id_sim_delta") is not None:
+            figures[f"id_sim_delta[{where}]"] = float(row["id_sim_delta"])
         if row.get("ratio_to_naive_reference") is not None:
             plain = row["arm"] == "drift-trajectory"  # trajectory_ratio[lossless]; with FBC: [lossless/fbc-drift-trajectory]
             figures[f"trajectory_ratio[{row['mode'] if plain else where}]"] = float(row["ratio_to_naive_reference"])

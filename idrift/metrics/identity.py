@@ -144,6 +144,29 @@ class IdentitySimilarity:
         self.records = []
 
 
+def identity_shift(identity: DetectedFace, reference: DetectedFace | None, candidate: DetectedFace | None) -> dict:
+    """How far another way of computing the same image (a fast path, another attention kernel) moved its identity.
+
+    `identity` is the face of the identity photo; `reference` and `candidate` are the largest faces of the
+    image the reference path made and of the one the other path made from the same spec (None: no face).
+    Returns ``id_sim_reference`` and ``id_sim_candidate`` (each image against the photo), ``id_sim_delta``
+    (candidate minus reference: what the paper's ID_sim would gain or lose) and ``id_sim_between`` (the two
+    generated faces against each other: 1 when the identity did not move at all). A figure that needs a
+    missing face is None, and ``reason`` says which image has none.
+    """
+    out = {"id_sim_reference": None if reference is None else cosine_similarity(identity.embedding, reference.embedding),
+           "id_sim_candidate": None if candidate is None else cosine_similarity(identity.embedding, candidate.embedding),
+           "id_sim_delta": None, "id_sim_between": None}
+    if reference is not None and candidate is not None:
+        out["id_sim_delta"] = out["id_sim_candidate"] - out["id_sim_reference"]
+        out["id_sim_between"] = cosine_similarity(reference.embedding, candidate.embedding)
+    else:
+        missing = [name for name, face in (("the reference path's image", reference), ("the candidate image", candidate))
+                   if face is None]
+        out["reason"] = f"no face in {' or '.join(missing)}"
+    return out
+
+
 def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
