@@ -7,7 +7,7 @@ check. Calls named in a variant's ``eager_calls`` skip their CUDA graph (the pip
 conditioning and VAE calls were graphed). Also measured: the bf16 and fp8 matmul rate on 8192^3 and
 cuDNN attention at FLUX's shape, the rates behind the floor estimates in the README.
 
-    python tools/fast_ab.py out/fast_ab.json [calls|inductor|tunableop]   # a set of variants (VARIANT_SETS); ~6 min on an H100
+    python tools/fast_ab.py out/fast_ab.json [calls|inductor|tunableop|overheads]   # a set of variants (VARIANT_SETS); ~6 min on an H100
 
 Results: measurements/h100/fast_ab_calls.json (README "Fast paths"; made by the working tree just
 before 2e92313, whose graphs' stats called the skipped calls "eager", now "eager_calls"). The earlier
@@ -30,8 +30,9 @@ from memory_24gb import latency_specs  # noqa: E402
 
 from idrift.metrics.latency import StageTimer  # noqa: E402
 from idrift.models.synthetic import build_synthetic_bundle  # noqa: E402
+from idrift.pipeline import infinite_you  # noqa: E402
 from idrift.pipeline.fast import accelerate, restore  # noqa: E402
-from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline  # noqa: E402
+from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline, nonfinite_samples  # noqa: E402
 from idrift.pipeline.roofline import measure_rates  # noqa: E402
 from idrift.session import kps_from_box  # noqa: E402
 
@@ -53,6 +54,14 @@ VARIANT_SETS = {
         {"name": "lossless", "accelerate": {}},
         {"name": "lossless, TunableOp", "accelerate": {}, "tunableop": True},
         {"name": "lossless (again)", "accelerate": {}},
+    ),
+    "overheads": (  # measurements/h100/fast_ab_overheads.json: the benchmark's stage timer, the per-step NaN check
+        {"name": "lossless, stage timer", "accelerate": {}},
+        {"name": "lossless, no timer", "accelerate": {}, "timer": False},
+        # the check replaced by a no-op in this process only: an upper bound on what deferring it would save
+        {"name": "lossless, no timer, no per-step NaN check", "accelerate": {}, "timer": False, "nan_check": False},
+        # (T5's blocks compiled as well were tried in this set and dropped: transformers branches on whether a
+        # CUDA stream is capturing, so dynamo recompiled during the graph capture, and the capture failed.)
     ),
 }
 
@@ -79,17 +88,17 @@ def main(out: Path, variant_set: str) -> None:
     reference = IdentityReference("synthetic0", rng.integers(0, 256, (512, 512, 3), dtype=np.uint8),
                                   kps_from_box((128, 96, 384, 416)))
 
-    def run(spec, rounds: int) -> tuple[dict, np.ndarray]:
+    def run(spec, rounds: int, with_timer: bool = True) -> tuple[dict, np.ndarray]:
         seconds, stages = [], []
         for _ in range(rounds):
             pipe.clear_caches()
-            timer = StageTimer("cuda")
+            timer = StageTimer("cuda") if with_timer else None
             torch.cuda.synchronize()
             start = time.perf_counter()
             image = pipe(spec, reference, timer=timer).image
             torch.cuda.synchronize()
             seconds.append(time.perf_counter() - start)
-            stages.append(timer.seconds)
+            stages.append(timer.seconds if timer else {})
         return ({"median_s": statistics.median(seconds), "all": seconds,
                  "stages": {k: statistics.median(s[k] for s in stages) for k in stages[0]}},
                 np.asarray(image).astype(np.int16))
@@ -106,13 +115,14 @@ def main(out: Path, variant_set: str) -> None:
         with inductor_config.patch(variant.get("inductor", {})):  # inductor reads it when compiling: the warm-up
             report = accelerate(pipe, "lossless", **variant["accelerate"])
             pipe.call_graphs.eager_calls.update(variant.get("eager_calls", ()))
+            infinite_you.nonfinite_samples = nonfinite_samples if variant.get("nan_check", True) else lambda x, specs: ""
             for spec in specs.values():
                 pipe.clear_caches()
                 pipe(spec, reference)
         torch.cuda.tunable.tuning_enable(False)  # timed rounds use the tuned choices, tune nothing new
         warm_s = time.perf_counter() - start
-        schnell, image = run(specs["schnell-4"], 7)
-        dev, _ = run(specs["dev-28"], 3)
+        schnell, image = run(specs["schnell-4"], 7, variant.get("timer", True))
+        dev, _ = run(specs["dev-28"], 3, variant.get("timer", True))
         first_image = image if first_image is None else first_image
         diff = np.abs(image - first_image)
         results[variant["name"]] = {

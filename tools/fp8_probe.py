@@ -7,12 +7,12 @@
 2. Attention (24 heads of 128, 4400 tokens, laid out as diffusers passes them): cuDNN bf16 through
    SDPA against cuDNN's fp8 SDPA through the cuDNN frontend (`nvidia-cudnn-frontend`), counting the
    per-tensor quantisation of q, k, v and the fp8 output's conversion back to bf16.
-3. Optionally (``profile``) where a lossy schnell-4 image spends its GPU time, without CUDA graphs so
-   that the profiler sees each kernel.
+3. Optionally (``profile``) where a schnell-4 image spends its GPU time (``--mode lossy`` or
+   ``lossless``), without CUDA graphs so that the profiler sees each kernel.
 
 A measuring script behind the README's "Fast paths" decisions, not a test.
 
-    python tools/fp8_probe.py out/fp8_probe.json [--parts attention linear profile]   # ~2 min on an H100 (+3 min profile)
+    python tools/fp8_probe.py out/fp8_probe.json [--parts attention linear profile] [--mode lossless]   # ~2 min on an H100 (+3 min profile)
 """
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ def attention_rows() -> list[dict]:
     return rows
 
 
-def lossy_profile(out: Path) -> dict:
+def image_profile(out: Path, mode: str) -> dict:
     import numpy as np
     from torch.profiler import ProfilerActivity, profile
 
@@ -221,7 +221,7 @@ def lossy_profile(out: Path) -> dict:
     rng = np.random.default_rng(0)
     reference = IdentityReference("synthetic0", rng.integers(0, 256, (512, 512, 3), dtype=np.uint8),
                                   kps_from_box((128, 96, 384, 416)))
-    accelerate(pipe, "lossy", cuda_graphs=False)
+    accelerate(pipe, mode, cuda_graphs=False)
     for _ in range(2):
         pipe.clear_caches()
         pipe(spec, reference)
@@ -233,7 +233,7 @@ def lossy_profile(out: Path) -> dict:
         torch.cuda.synchronize()
         wall = time.perf_counter() - start
     table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=90)
-    out.with_name(out.stem + "_lossy_profile.txt").write_text(table)
+    out.with_name(f"{out.stem}_{mode}_profile.txt").write_text(table)
     kernels: dict[str, float] = {}
     for event in prof.events():
         if event.device_type.name == "CUDA":
@@ -241,7 +241,7 @@ def lossy_profile(out: Path) -> dict:
     categories: dict[str, float] = {}
     for name, ms in kernels.items():
         categories[kernel_category(name)] = categories.get(kernel_category(name), 0.0) + ms
-    return {"wall_s_with_profiler": wall, "gpu_kernel_ms": sum(kernels.values()), "categories_ms": categories,
+    return {"mode": mode, "wall_s_with_profiler": wall, "gpu_kernel_ms": sum(kernels.values()), "categories_ms": categories,
             "top_kernels_ms": dict(sorted(kernels.items(), key=lambda kv: -kv[1])[:30])}
 
 
@@ -263,11 +263,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--parts", nargs="+", choices=("attention", "linear", "profile"), default=["attention", "linear"],
-                        help="what to measure ('profile': a lossy schnell-4 image under the profiler)")
+                        help="what to measure ('profile': a schnell-4 image under the profiler)")
+    parser.add_argument("--mode", choices=("lossy", "lossless"), default="lossy", help="the fast path that 'profile' runs")
     args = parser.parse_args()
     results: dict = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
                      "cudnn": torch.backends.cudnn.version()}
-    parts = {"attention": attention_rows, "linear": linear_rows, "profile": lambda: lossy_profile(args.out)}
+    parts = {"attention": attention_rows, "linear": linear_rows, "profile": lambda: image_profile(args.out, args.mode)}
     for part in args.parts:
         results[part] = parts[part]()
         args.out.write_text(json.dumps(results, indent=1))  # after each part: a cut run keeps what it measured
