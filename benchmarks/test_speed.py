@@ -19,12 +19,12 @@ timings, plus identity). In this order, on one pipeline:
 Each arm records seconds, the stage breakdown, peak GPU memory and, for the accelerated modes, the
 pixel and latent difference from the reference image of the same spec; where a face metric can run (the
 real profile's antelopev2; dlib on the tiny CPU dry run), also the identity shift
-(idrift.metrics.identity.identity_shift): ID_sim of the image and its difference from the reference path's
-(the noise arms give that difference's bf16 floor). On synthetic weights there are no faces: the summary
-says so instead. The last test prints the table
-and writes it as JSON (`IDRIFT_SPEED_OUT`, default .idrift/speed-summary.json; rewritten after every arm,
-so a run cut short still leaves what it measured). It asserts that lossless stays within a few times the
-noise floor; the issue's speed targets are reported, and fail the run only with IDRIFT_SPEED_STRICT=1.
+(idrift.metrics.identity.identity_shift): ID_sim of the image and its difference from the reference
+path's (the noise arms give that difference's bf16 floor). Synthetic weights make no faces: the summary
+says so instead. The last test prints the table and writes it as JSON (`IDRIFT_SPEED_OUT`, default
+.idrift/speed-summary.json; rewritten after every arm, so a run cut short still leaves what it
+measured). It asserts that lossless stays within a few times the noise floor; the issue's speed
+targets are reported, and fail the run only with IDRIFT_SPEED_STRICT=1.
 `IDRIFT_SPEED_BUDGET_S` (seconds for this module) skips the arms that no longer fit, saying so.
 
 The lossy arms replace the bundle's weights with fp8: afterwards this module drops the session's bundle
