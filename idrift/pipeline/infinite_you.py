@@ -16,6 +16,7 @@ encodings across runs, and read the x0 prediction off the trajectory.
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -115,6 +116,9 @@ class InfiniteYouPipeline:
         # Optional CUDA graphs of the GPU calls (idrift.pipeline.cuda_graphs, lossless; set by fast.accelerate).
         # With a step cache on, the backbone runs through the cache, not a graph.
         self.call_graphs = None
+        # Optional per-step AdaLayerNorm rows computed before the loop (idrift.pipeline.modulation, lossless;
+        # set by fast.accelerate): the models whose layers it installed read their step's row.
+        self.step_modulation = None
 
     def clear_caches(self) -> None:
         """Forget cached text, identity and control encodings (end-to-end latency includes them)."""
@@ -204,20 +208,46 @@ class InfiniteYouPipeline:
         noise = torch.randn((1, channels, latent_h, latent_w), generator=generator)
         return pack_latents(noise).to(self.device, self.dtype), latent_h, latent_w
 
+    def _timestep(self, t: torch.Tensor, batch: int) -> torch.Tensor:
+        """A scheduler timestep as both models take it: one per sample, divided by 1000, in the models' dtype."""
+        return t.expand(batch).to(self.dtype) / 1000
+
+    def _infusenet_guidance(self, batch: int) -> torch.Tensor | None:
+        if not self.bundle.infusenet.config.guidance_embeds:
+            return None
+        return torch.full((batch,), INFUSENET_GUIDANCE, device=self.device, dtype=torch.float32)
+
     @torch.no_grad()
-    def infusenet_residuals(self, latents, t, control, id_tokens, pooled, img_ids, scale: float):
-        """InfuseNet's residual lists for one step, already multiplied by `scale` (alpha * keep)."""
+    def infusenet_residuals(self, latents, t, control, id_tokens, pooled, img_ids, scale: float, modulation=None):
+        """InfuseNet's residual lists for one step, already multiplied by `scale` (alpha * keep). `modulation`:
+        this step's row of InfuseNet's `modulation_table`, or None."""
         infusenet = self.bundle.infusenet
-        guidance = None
-        if infusenet.config.guidance_embeds:
-            guidance = torch.full((latents.shape[0],), INFUSENET_GUIDANCE, device=self.device, dtype=torch.float32)
         txt_ids = torch.zeros(id_tokens.shape[1], 3, device=self.device, dtype=self.dtype)
-        return infusenet(
-            hidden_states=latents, controlnet_cond=control, conditioning_scale=scale,
-            timestep=t.expand(latents.shape[0]).to(latents.dtype) / 1000, guidance=guidance,
-            pooled_projections=pooled, encoder_hidden_states=id_tokens, txt_ids=txt_ids, img_ids=img_ids,
-            return_dict=False,
-        )
+        with self._modulation_rows(infusenet, modulation):
+            return infusenet(
+                hidden_states=latents, controlnet_cond=control, conditioning_scale=scale,
+                timestep=self._timestep(t, latents.shape[0]), guidance=self._infusenet_guidance(latents.shape[0]),
+                pooled_projections=pooled, encoder_hidden_states=id_tokens, txt_ids=txt_ids, img_ids=img_ids,
+                return_dict=False,
+            )
+
+    def _velocity(self, backbone, modulation=None, **inputs) -> torch.Tensor:
+        """The backbone's prediction for one step; `modulation`: this step's row of its `modulation_table`."""
+        with self._modulation_rows(backbone, modulation):
+            return backbone(**inputs, return_dict=False)[0]
+
+    def _modulation_rows(self, model, row):
+        if self.step_modulation is None:
+            return contextlib.nullcontext()
+        return self.step_modulation.rows(model, row)
+
+    def modulation_table(self, model, timesteps, guidance, pooled) -> torch.Tensor | None:
+        """Every step's AdaLayerNorm rows of `model` for these scheduler `timesteps` (idrift.pipeline.modulation),
+        or None when the pipeline has no step modulation for it."""
+        if self.step_modulation is None or not self.step_modulation.installed(model):
+            return None
+        steps = torch.stack([self._timestep(t, pooled.shape[0]) for t in timesteps])
+        return self.step_modulation.table(model, steps, guidance, pooled)
 
     def _run(self, name: str, fn, *, keep: bool = False, **kwargs):
         """fn(**kwargs), replayed from a CUDA graph when the pipeline has them. The outputs are then the graph's
@@ -298,25 +328,36 @@ class InfiniteYouPipeline:
         x0_predictions: dict[int, torch.Tensor] = {}
         if self.step_cache is not None:
             self.step_cache.reset()
-        for i, t in enumerate(scheduler.timesteps[:last_step]):
-            scale = first.alpha * infusenet_keep(i, total, first.infuse_start, first.infuse_end)
+        timesteps = scheduler.timesteps[:last_step]
+        scales = [first.alpha * infusenet_keep(i, total, first.infuse_start, first.infuse_end) for i in range(len(timesteps))]
+        infusenet_rows = backbone_rows = None
+        if self.step_modulation is not None:  # each model's modulation for all steps, in its own stage
+            if any(scales):
+                with timer.stage("infusenet"):
+                    infusenet_rows = self.modulation_table(self.bundle.infusenet, timesteps,
+                                                           self._infusenet_guidance(batch), pooled)
+            if self.step_cache is None:  # the step cache calls the blocks itself: they compute their own
+                with timer.stage("backbone"):
+                    backbone_rows = self.modulation_table(backbone, timesteps, guidance, pooled)
+        for i, t in enumerate(timesteps):
+            scale = scales[i]
             block_samples = single_samples = None
             if scale != 0.0:  # an inactive InfuseNet adds nothing: skip its cost
                 with timer.stage("infusenet"):
-                    block_samples, single_samples = self._run("infusenet", self.infusenet_residuals,
-                                                              latents=latents, t=t, control=control, id_tokens=id_tokens,
-                                                              pooled=pooled, img_ids=img_ids, scale=scale)
+                    block_samples, single_samples = self._run(
+                        "infusenet", self.infusenet_residuals, latents=latents, t=t, control=control, id_tokens=id_tokens,
+                        pooled=pooled, img_ids=img_ids, scale=scale, modulation=None if infusenet_rows is None else infusenet_rows[i])
             with timer.stage("backbone"):
                 inputs = dict(
-                    hidden_states=latents, timestep=t.expand(batch).to(latents.dtype) / 1000, guidance=guidance,
+                    hidden_states=latents, timestep=self._timestep(t, batch), guidance=guidance,
                     pooled_projections=pooled, encoder_hidden_states=prompt_embeds,
                     controlnet_block_samples=block_samples, controlnet_single_block_samples=single_samples,
                     txt_ids=text.text_ids, img_ids=img_ids,
                 )
                 if self.step_cache is None:
                     # The key names this backbone object: a rebuilt one has other weight addresses.
-                    velocity = self._run(f"backbone:{first.backbone}:{id(backbone)}",
-                                         lambda **kw: backbone(**kw, return_dict=False)[0], **inputs)
+                    velocity = self._run(f"backbone:{first.backbone}:{id(backbone)}", functools.partial(self._velocity, backbone),
+                                         modulation=None if backbone_rows is None else backbone_rows[i], **inputs)
                 else:
                     velocity = self.step_cache(backbone, step=i, **inputs)
             nonfinite = nonfinite_samples(velocity, specs)
