@@ -26,15 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from memory_24gb import latency_specs  # noqa: E402
+from memory_24gb import latency_specs, synthetic_reference  # noqa: E402
 
 from idrift.metrics.latency import StageTimer  # noqa: E402
 from idrift.models.synthetic import build_synthetic_bundle  # noqa: E402
 from idrift.pipeline import infinite_you  # noqa: E402
 from idrift.pipeline.fast import accelerate, restore  # noqa: E402
-from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline, nonfinite_samples  # noqa: E402
+from idrift.pipeline.infinite_you import InfiniteYouPipeline, nonfinite_samples  # noqa: E402
 from idrift.pipeline.roofline import measure_rates  # noqa: E402
-from idrift.session import kps_from_box  # noqa: E402
 
 CONDITIONING_CALLS = ("clip", "t5", "identity_tokens", "vae_encode", "vae_decode")
 VARIANT_SETS = {
@@ -84,9 +83,7 @@ def main(out: Path, variant_set: str) -> None:
     bundle.backbone("dev")
     pipe = InfiniteYouPipeline(bundle)
     specs = latency_specs("synthetic", bundle.fingerprint)
-    rng = np.random.default_rng(0)  # the synthetic profile's first reference (idrift.session)
-    reference = IdentityReference("synthetic0", rng.integers(0, 256, (512, 512, 3), dtype=np.uint8),
-                                  kps_from_box((128, 96, 384, 416)))
+    reference = synthetic_reference()
 
     def run(spec, rounds: int, with_timer: bool = True) -> tuple[dict, np.ndarray]:
         seconds, stages = [], []

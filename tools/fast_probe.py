@@ -22,7 +22,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 RESULTS: dict = {}
@@ -72,14 +71,13 @@ def main():
     p.add_argument("--warm-only", action="store_true")
     args = p.parse_args()
     OUT = Path(args.out)
-    from memory_24gb import latency_specs
+    from memory_24gb import latency_specs, synthetic_reference
 
     from idrift.metrics.latency import StageTimer
     from idrift.models.synthetic import build_synthetic_bundle
     from idrift.pipeline import infinite_you
     from idrift.pipeline.fast import accelerate, configure_compile_cache
-    from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline
-    from idrift.session import kps_from_box
+    from idrift.pipeline.infinite_you import InfiniteYouPipeline
 
     cache = configure_compile_cache()
     RESULTS["cache_dir"] = cache
@@ -90,9 +88,7 @@ def main():
     RESULTS["build_s"] = time.perf_counter() - t
     specs = latency_specs("synthetic", bundle.fingerprint)
     schnell, dev = specs["schnell-4"], specs["dev-28"]
-    rng = np.random.default_rng(0)
-    ref = IdentityReference("synthetic0", rng.integers(0, 256, (512, 512, 3), dtype=np.uint8),
-                            kps_from_box((128, 96, 384, 416)))
+    ref = synthetic_reference()
     bundle.backbone("dev")
 
     def e2e(spec, timer=True):

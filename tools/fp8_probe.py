@@ -204,23 +204,19 @@ def attention_rows() -> list[dict]:
 
 
 def image_profile(out: Path, mode: str) -> dict:
-    import numpy as np
     from torch.profiler import ProfilerActivity, profile
 
     from idrift.models.synthetic import build_synthetic_bundle
     from idrift.pipeline.fast import accelerate
-    from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline
-    from idrift.session import kps_from_box
+    from idrift.pipeline.infinite_you import InfiniteYouPipeline
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from memory_24gb import latency_specs
+    from memory_24gb import latency_specs, synthetic_reference
 
     bundle = build_synthetic_bundle(device="cuda")
     pipe = InfiniteYouPipeline(bundle)
     spec = latency_specs("synthetic", bundle.fingerprint)["schnell-4"]
-    rng = np.random.default_rng(0)
-    reference = IdentityReference("synthetic0", rng.integers(0, 256, (512, 512, 3), dtype=np.uint8),
-                                  kps_from_box((128, 96, 384, 416)))
+    reference = synthetic_reference()
     accelerate(pipe, mode, cuda_graphs=False)
     for _ in range(2):
         pipe.clear_caches()

@@ -83,15 +83,27 @@ def latency_specs(profile: str, fingerprint: str) -> dict:
     return specs
 
 
+def synthetic_reference():
+    """The synthetic profile's first identity reference (idrift.session's, drawn from the same seed): random
+    512x512 pixels and a face box's keypoints, which is all the pipeline needs of it."""
+    import numpy as np
+
+    from idrift.pipeline.infinite_you import IdentityReference
+    from idrift.session import kps_from_box
+
+    rng = np.random.default_rng(0)
+    return IdentityReference("synthetic0", rng.integers(0, 256, (512, 512, 3), dtype=np.uint8),
+                             kps_from_box((128, 96, 384, 416)))
+
+
 def run_variant(variant: str, profile: str, rounds: int, budget_bytes: int) -> tuple[dict, dict]:
     import numpy as np
     import torch
 
     from idrift.metrics.latency import StageTimer
     from idrift.pipeline.fast import provenance
-    from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline
+    from idrift.pipeline.infinite_you import InfiniteYouPipeline
     from idrift.pipeline.memory import fit_memory, memory_report
-    from idrift.session import kps_from_box
 
     cuda = profile == "synthetic"
     if cuda and not torch.cuda.is_available():
@@ -109,9 +121,7 @@ def run_variant(variant: str, profile: str, rounds: int, budget_bytes: int) -> t
     pipe = InfiniteYouPipeline(bundle)
     out: dict = {"variant": variant, "build_s": time.perf_counter() - t0}
     specs = latency_specs(profile, bundle.fingerprint)
-    rng = np.random.default_rng(0)  # the synthetic profile's first reference (idrift.session)
-    reference = IdentityReference("synthetic0", rng.integers(0, 256, (512, 512, 3), dtype=np.uint8),
-                                  kps_from_box((128, 96, 384, 416)))
+    reference = synthetic_reference()
 
     def sync():
         if cuda:

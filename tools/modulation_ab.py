@@ -26,14 +26,13 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from insightface.utils import face_align  # noqa: E402
-from memory_24gb import latency_specs  # noqa: E402
+from memory_24gb import latency_specs, synthetic_reference  # noqa: E402
 
 from idrift.metrics.latency import StageTimer  # noqa: E402
 from idrift.models.ir_se50 import face_crop_to_tensor  # noqa: E402
 from idrift.models.synthetic import build_synthetic_bundle  # noqa: E402
 from idrift.pipeline.fast import accelerate, restore  # noqa: E402
-from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline  # noqa: E402
-from idrift.session import kps_from_box  # noqa: E402
+from idrift.pipeline.infinite_you import InfiniteYouPipeline  # noqa: E402
 
 VARIANTS = (("per step", False), ("at once", True), ("per step again", False), ("at once again", True))
 ROUNDS = {"schnell-4": 10, "dev-28": 4}
@@ -44,9 +43,7 @@ def main(out: Path) -> None:
     bundle.backbone("dev")
     pipe = InfiniteYouPipeline(bundle)
     specs = latency_specs("synthetic", bundle.fingerprint)
-    rng = np.random.default_rng(0)  # the synthetic profile's first reference (idrift.session)
-    reference = IdentityReference("synthetic0", rng.integers(0, 256, (512, 512, 3), dtype=np.uint8),
-                                  kps_from_box((128, 96, 384, 416)))
+    reference = synthetic_reference()
     parts: dict[str, float] = {}
 
     def clock(name, fn):
