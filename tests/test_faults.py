@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import pytest
-from interrupts import sigint_as_at_a_terminal
+from interrupts import interrupted_exit, sigint_as_at_a_terminal
 from PIL import Image
 
 from idrift.store import DB_NAME, IMAGES_DIR, ResultsStore, image_sha256
@@ -248,7 +248,7 @@ def test_ctrl_c_on_idrift_run_before_any_claim_is_done(tmp_path):
     proc.wait(timeout=60)
     reader.join(timeout=10)
     stderr = "".join(lines)
-    assert proc.returncode == 130, stdout + stderr[-3000:]
+    assert interrupted_exit(proc.returncode), stdout + stderr[-3000:]
     assert "idrift run: interrupted; finished samples are kept, rerun the same command to resume" in stderr
     assert "Traceback" not in stderr, stderr[-3000:]
     results = out_dir / "results.json"
