@@ -8,7 +8,7 @@ An interrupted `idrift` prints its one line and returns 130. Twice in CI runs on
 process printed that line and then died by SIGINT (return code -2 to `subprocess`): CPython re-raises
 SIGINT at exit when it has counted a KeyboardInterrupt as unhandled, which it can do for one raised inside
 its C-level run functions even if the caller then catches it; where that happened here was not found
-(ten rerun attempts with the signal at other moments all returned 130). A shell reports both as 130, so
+(thirty attempts here, the signal sent at other moments, all returned 130). A shell reports both as 130, so
 the tests accept both (`interrupted_exit`) and still require the line, no traceback and a sound store."""
 
 from __future__ import annotations
