@@ -464,8 +464,8 @@ def _refuse_with_step_cache(pipeline, what: str) -> None:
 
 def restore(pipeline) -> dict:
     """Undo a lossless `accelerate` (eager blocks, default SDPA order, contiguous VAE, the AdaLayerNorms' own
-    projections). A lossy pipeline's
-    fp8 weights cannot be restored: that raises. Returns the new report ({"mode": "eager", ...})."""
+    projections). A lossy pipeline's fp8 weights cannot be restored: that raises. Returns the new report
+    ({"mode": "eager", ...})."""
     _refuse_with_step_cache(pipeline, "restore")
     applied: _Applied | None = getattr(pipeline, "_acceleration_applied", None)
     if applied is not None:
