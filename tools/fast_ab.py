@@ -7,7 +7,7 @@ check. Calls named in a variant's ``eager_calls`` skip their CUDA graph (the pip
 conditioning and VAE calls were graphed). Also measured: the bf16 and fp8 matmul rate on 8192^3 and
 cuDNN attention at FLUX's shape, the rates behind the floor estimates in the README.
 
-    python tools/fast_ab.py out/fast_ab.json [calls|inductor|tunableop|overheads]   # a set of variants (VARIANT_SETS); ~6 min on an H100
+    python tools/fast_ab.py out/fast_ab.json [calls|inductor|tunableop|overheads|epilogues]   # a set of variants (VARIANT_SETS); ~6 min on an H100
 
 Results: measurements/h100/fast_ab_calls.json (README "Fast paths"; made by the working tree just
 before 2e92313, whose graphs' stats called the skipped calls "eager", now "eager_calls"). The earlier
@@ -61,6 +61,12 @@ VARIANT_SETS = {
         {"name": "lossless, no timer, no per-step NaN check", "accelerate": {}, "timer": False, "nan_check": False},
         # (T5's blocks compiled as well were tried in this set and dropped: transformers branches on whether a
         # CUDA stream is capturing, so dynamo recompiled during the graph capture, and the capture failed.)
+    ),
+    "epilogues": (  # measurements/h100/fast_ab_epilogues.json: idrift.pipeline.epilogues off and on, interleaved
+        {"name": "lossless, no MLP epilogues", "accelerate": {"epilogues": False}},
+        {"name": "lossless, MLP epilogues", "accelerate": {}},
+        {"name": "lossless, no MLP epilogues (again)", "accelerate": {"epilogues": False}},
+        {"name": "lossless, MLP epilogues (again)", "accelerate": {}},
     ),
 }
 
