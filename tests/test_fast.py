@@ -32,7 +32,7 @@ def test_lossless_on_cpu_skips_compile_and_keeps_the_image(pipe, reference):
     assert report["mode"] == "lossless" and report["lossy"] is False and report["label"] == "lossless"
     assert "compile" in report["skipped"] and "CUDA only" in report["skipped"]["compile"]
     assert "cudnn_sdpa" in report["skipped"]
-    assert report["techniques"] == ["step_modulation", "mlp_epilogues", "qk_norm_rope", "vae_channels_last"]
+    assert report["techniques"] == ["step_modulation", "mlp_epilogues", "vae_channels_last"]
     assert report["skipped"]["cuda_graphs"] == "no CUDA graphs on cpu"
     assert getattr(pipe, "call_graphs", None) is None
     after = pixels(pipe(spec(), reference))

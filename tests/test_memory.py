@@ -165,15 +165,15 @@ def test_fit_memory_twice_is_refused_and_restore_allows_it_again(pipe):
 
 
 def test_accelerate_first_then_memory_keeps_both_labels(pipe, reference, default_outputs):
-    accelerate(pipe, "lossless")  # CPU: step modulation, MLP epilogues, the fused q/k norm processor and the channels_last VAE only
+    accelerate(pipe, "lossless")  # CPU: step modulation, MLP epilogues and the channels_last VAE only
     fit_memory(pipe)
     prov = provenance(pipe)
     assert prov["mode"] == "lossless" and prov["lossy"] is False
-    assert prov["techniques"] == ["step_modulation", "mlp_epilogues", "qk_norm_rope", "vae_channels_last", "single_resident_backbone", "text_encoder_offload_leaf"]
+    assert prov["techniques"] == ["step_modulation", "mlp_epilogues", "vae_channels_last", "single_resident_backbone", "text_encoder_offload_leaf"]
     image, _ = generate(pipe, reference, "dev")
     assert np.abs(image - default_outputs["dev"][0]).max() <= 1  # channels_last reassociation, as in test_fast
     restore_memory(pipe)
-    assert provenance(pipe)["techniques"] == ["step_modulation", "mlp_epilogues", "qk_norm_rope", "vae_channels_last"]
+    assert provenance(pipe)["techniques"] == ["step_modulation", "mlp_epilogues", "vae_channels_last"]
 
 
 # ---- lossy: 8-bit weights ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ check. Calls named in a variant's ``eager_calls`` skip their CUDA graph (the pip
 conditioning and VAE calls were graphed). Also measured: the bf16 and fp8 matmul rate on 8192^3 and
 cuDNN attention at FLUX's shape, the rates behind the floor estimates in the README.
 
-    python tools/fast_ab.py out/fast_ab.json [calls|inductor|tunableop|overheads|epilogues|qk_norm_rope]   # a set of variants (VARIANT_SETS); ~6 min on an H100
+    python tools/fast_ab.py out/fast_ab.json [calls|inductor|tunableop|overheads|epilogues]   # a set of variants (VARIANT_SETS); ~6 min on an H100
 
 Results: measurements/h100/fast_ab_calls.json (README "Fast paths"; made by the working tree just
 before 2e92313, whose graphs' stats called the skipped calls "eager", now "eager_calls"). The earlier
@@ -67,12 +67,6 @@ VARIANT_SETS = {
         {"name": "lossless, MLP epilogues", "accelerate": {}},
         {"name": "lossless, no MLP epilogues (again)", "accelerate": {"epilogues": False}},
         {"name": "lossless, MLP epilogues (again)", "accelerate": {}},
-    ),
-    "qk_norm_rope": (  # measurements/h100/fast_ab_qk_norm_rope.json: idrift.pipeline.qk_norm_rope off and on
-        {"name": "lossless, no fused q/k norm", "accelerate": {"qk_norm_rope": False}},
-        {"name": "lossless, fused q/k norm", "accelerate": {}},
-        {"name": "lossless, no fused q/k norm (again)", "accelerate": {"qk_norm_rope": False}},
-        {"name": "lossless, fused q/k norm (again)", "accelerate": {}},
     ),
 }
 

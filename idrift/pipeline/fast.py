@@ -13,8 +13,6 @@ Two modes, never mixed up:
       (`idrift.pipeline.modulation`): a step reads its rows instead of the projections' weights;
     - the MLPs' tanh GELU in the product's epilogue, and single blocks' `proj_out` without writing the
       concatenation of its inputs (`idrift.pipeline.epilogues`);
-    - attention's query/key RMSNorm, text/image concatenation and rotary embedding in one Triton kernel per
-      stream (`idrift.pipeline.qk_norm_rope`; CUDA with Triton, elsewhere the model's own functions);
     - cuDNN attention first in PyTorch's SDPA priority order (CUDA only, and only after a probe shows that
       cuDNN's output is as close to an fp32 reference as the flash kernel's is);
     - the VAE in channels_last with its decoder and encoder compiled;
@@ -257,7 +255,6 @@ class _Applied:
         self.fp8_layers = 0
         self.step_modulation = None  # idrift.pipeline.modulation.StepModulation
         self.epilogues = None  # idrift.pipeline.epilogues.MlpEpilogues
-        self.qk_norm_rope = None  # idrift.pipeline.qk_norm_rope.QKNormRope
 
 
 def _compile_blocks(model: nn.Module, applied: _Applied, backend: str, options: dict) -> int:
@@ -287,7 +284,7 @@ def _fp8_blocks(model: nn.Module, applied: _Applied, scaling: str) -> tuple[int,
 def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto", backend: str = "inductor",
                compile_mode: str | None = None,
                cudnn_attention: bool = True, vae: bool = True, fp8: bool = True, cuda_graphs: bool | str = "auto",
-               modulation: bool = True, epilogues: bool = True, qk_norm_rope: bool = True,
+               modulation: bool = True, epilogues: bool = True,
                fp8_scaling: str = "rowwise", cache_dir: str | os.PathLike | None = None) -> dict:
     """Speed up `pipeline` (an InfiniteYouPipeline) in place; returns the report dict (also
     `pipeline.acceleration`). See the module docstring for what each mode does.
@@ -300,7 +297,7 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
         compile_mode: inductor's mode for the repeated blocks, one of `COMPILE_MODES`. On the H100
             "max-autotune-no-cudagraphs" kept cuBLAS for every product (no faster) and took 242 s to warm up
             (tools/fast_ab.py; README "Fast paths").
-        cudnn_attention, vae, fp8, modulation, epilogues, qk_norm_rope: switch single techniques off.
+        cudnn_attention, vae, fp8, modulation, epilogues: switch single techniques off.
         cuda_graphs: "auto" captures the pipeline's CUDA graphs on CUDA only; False never (memory.fit_memory needs
             them off: it moves weights, and a graph keeps the addresses it captured).
         fp8_scaling: "rowwise" (per output channel x per token) or "tensorwise".
@@ -395,8 +392,7 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
                                         f"torch.compile skipped on {device.type} (compile='auto' compiles on CUDA only; "
                                         "pass compile=True to force)")
 
-    counts = {"blocks": 0, "modulation_layers": 0, "gelu_epilogues": 0, "single_block_forwards": 0,
-              "qk_norm_rope_attentions": 0}
+    counts = {"blocks": 0, "modulation_layers": 0, "gelu_epilogues": 0, "single_block_forwards": 0}
     if modulation:
         from idrift.pipeline.modulation import StepModulation
 
@@ -405,10 +401,6 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
         from idrift.pipeline.epilogues import MlpEpilogues
 
         applied.epilogues = MlpEpilogues()
-    if qk_norm_rope:
-        from idrift.pipeline.qk_norm_rope import QKNormRope
-
-        applied.qk_norm_rope = QKNormRope()
     block_options = {} if compile_mode is None or backend != "inductor" else {"mode": compile_mode}
     if do_compile:
         report["compile_mode"] = compile_mode or "default"
@@ -424,8 +416,6 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
             installed = applied.epilogues.install(model)
             counts["gelu_epilogues"] += installed["feed_forward"]
             counts["single_block_forwards"] += installed["single_blocks"]
-        if applied.qk_norm_rope is not None:
-            counts["qk_norm_rope_attentions"] += applied.qk_norm_rope.install(model)
         if do_compile:
             counts["blocks"] += _compile_blocks(model, applied, backend, block_options)
         return model
@@ -446,10 +436,6 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
         report["techniques"].append("mlp_epilogues")
     else:
         report["skipped"]["mlp_epilogues"] = "epilogues=False"
-    if applied.qk_norm_rope is not None:
-        report["techniques"].append("qk_norm_rope")
-    else:
-        report["skipped"]["qk_norm_rope"] = "qk_norm_rope=False"
     if do_compile:
         report["techniques"].append("regional_compile")
     report["transformed"] = counts  # grows when a backbone is built later
@@ -493,7 +479,7 @@ def _refuse_with_step_cache(pipeline, what: str) -> None:
 
 def restore(pipeline) -> dict:
     """Undo a lossless `accelerate` (eager blocks, default SDPA order, contiguous VAE, the AdaLayerNorms' own
-    projections, diffusers' MLP code and attention processors). A lossy pipeline's fp8 weights cannot be restored: that raises. Returns the new report
+    projections, diffusers' MLP code). A lossy pipeline's fp8 weights cannot be restored: that raises. Returns the new report
     ({"mode": "eager", ...})."""
     _refuse_with_step_cache(pipeline, "restore")
     applied: _Applied | None = getattr(pipeline, "_acceleration_applied", None)
@@ -509,8 +495,6 @@ def restore(pipeline) -> dict:
             pipeline.step_modulation = None
         if applied.epilogues is not None:
             applied.epilogues.uninstall()
-        if applied.qk_norm_rope is not None:
-            applied.qk_norm_rope.uninstall()
         if applied.sdpa_priority is not None:
             torch._C._set_sdp_priority_order(applied.sdpa_priority)
         if applied.vae_channels_last is not None:
