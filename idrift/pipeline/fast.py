@@ -40,12 +40,12 @@ Two modes, never mixed up:
   it cannot be undone (rebuild the bundle), and it needs a CUDA GPU with fp8 tensor cores (sm_89+).
 
 Measured (H100 80GB, synthetic profile, 864x1152 bf16, end to end with caches cleared each round,
-benchmarks/test_speed.py, torch 2.11, cuDNN 9.19, 2026-11-26; README "Fast paths"; about 5 % between cards):
-    reference  schnell-4 1.083 s, dev-28 6.503 s, peak 66.5 GB
-    lossless   schnell-4 0.744 s (1.46x), dev-28 4.640 s (1.40x), peak 65.2 GB; compile 50.8 s cold cache
-               (blocks 15.2 s with their CUDA graph captures, VAE 33.0 s); latent rel. diff 0.0056 vs a noise
-               floor of 0.0044 (flash -> memory-efficient attention), max pixel diff 6 (floor 6)
-    lossy      schnell-4 0.605 s (1.77x), dev-28 3.662 s (1.75x), peak 46.0 GB, 934 fp8 layers
+benchmarks/test_speed.py, torch 2.11, cuDNN 9.19, 2026-11-26, commit 0142265; README "Fast paths"; 2-5 % between cards):
+    reference  schnell-4 1.098 s, dev-28 6.420 s, peak 66.5 GB
+    lossless   schnell-4 0.722 s (1.52x), dev-28 4.472 s (1.44x), peak 65.2 GB; compile 51.7 s cold cache
+               (blocks 14.3 s with their CUDA graph captures, VAE 35.3 s); latent rel. diff 0.0056 vs a noise
+               floor of 0.0044 (flash -> memory-efficient attention), max pixel diff 7 (floor 6)
+    lossy      schnell-4 0.605 s (1.77x), dev-28 3.639 s (1.77x), peak 46.0 GB, 934 fp8 layers
 Random weights make near-noise images, so these pixel diffs cannot judge fp8's effect on real faces.
 
 Example (CPU, tiny profile: nothing is compiled unless forced):
