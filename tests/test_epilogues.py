@@ -6,6 +6,9 @@ CUDA machine; the speed is measured by tools/epilogue_probe.py and benchmarks/te
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 import torch
@@ -106,7 +109,12 @@ def test_layers_converted_to_fp8_run_the_models_own_code(model):
     expected = run(plain)
     epilogues = MlpEpilogues()
     epilogues.install(model)
+    bf16_weight = weakref.ref(model.transformer_blocks[0].ff.net[0].proj.weight)
     convert_to_8bit(model, min_features=16)
+    assert torch.equal(run(model), expected)
+    gc.collect()
+    assert bf16_weight() is None  # the converted layer's weights are freed: the epilogues keep no copy
+    epilogues.uninstall()  # the original modules get the converted layers back
     assert torch.equal(run(model), expected)
     converted_first = build_tiny_bundle().backbone("schnell")
     convert_to_8bit(converted_first, min_features=16)

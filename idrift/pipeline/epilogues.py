@@ -77,12 +77,13 @@ def _plain(linear: nn.Module) -> bool:
 
 
 class EpilogueGELU(nn.Module):
-    """Stands in for diffusers' `GELU` activation module (its `proj` Linear, then tanh GELU)."""
+    """Stands in for diffusers' `GELU` activation module (its `proj` Linear, then tanh GELU). It takes the
+    Linear over (the original keeps none, so an 8-bit conversion that replaces it frees its weights) and
+    `MlpEpilogues.uninstall` hands it back."""
 
-    def __init__(self, original: nn.Module):
+    def __init__(self, proj: nn.Linear):
         super().__init__()
-        self.proj = original.proj  # the same Linear: fp8 and 8-bit conversions still find it by its name
-        self.original = [original]  # a list, so the original is not registered as a submodule twice
+        self.proj = proj  # the same Linear: fp8 and 8-bit conversions still find it by its name
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if _plain(self.proj):
@@ -141,7 +142,8 @@ class MlpEpilogues:
             for name, child in list(parent.named_children()):
                 if (type(child).__name__ == "GELU" and type(child).__module__.startswith("diffusers.")
                         and getattr(child, "approximate", None) == "tanh" and _plain(child.proj)):
-                    setattr(parent, name, EpilogueGELU(child))
+                    setattr(parent, name, EpilogueGELU(child.proj))
+                    del child.proj
                     self._gelu.append((parent, name, child))
                     counts["feed_forward"] += 1
             if (type(parent).__name__ == "FluxSingleTransformerBlock" and "forward" not in vars(parent)
@@ -154,6 +156,7 @@ class MlpEpilogues:
     def uninstall(self) -> None:
         """Put the original modules and forwards back."""
         for parent, name, original in self._gelu:
+            original.proj = getattr(parent, name).proj  # converted to fp8 meanwhile, if it was
             setattr(parent, name, original)
         for block in self._blocks:
             del block.forward
