@@ -23,7 +23,8 @@ Two modes, never mixed up:
   on the H100 (backbone step 0.1327 -> 0.1315 s, within run-to-run noise), not worth rebuilt modules.
   Inductor's max-autotune for the blocks (``compile_mode``): cuBLAS won every product shape, no gain, and a
   242 s warm-up (tools/fast_ab.py); its coordinate-descent tuning: within noise, a 273 s warm-up; PyTorch's
-  TunableOp over cuBLASLt's algorithms: cuBLAS's own choices were already the fastest. For the
+  TunableOp over cuBLASLt's algorithms: cuBLAS's own choices were already the fastest. A Triton kernel of
+  ours for attention's query/key RMSNorm + rotary embedding (commit 267ed85): slower end to end. For the
   lossy mode, cuDNN's fp8 attention (tools/fp8_probe.py): a 1.3x faster kernel whose separate q/k/v
   quantisation and output conversion cost more than it saves.
   Compiled code is cached on disk by inductor's FX-graph and autotuning caches under
@@ -479,8 +480,8 @@ def _refuse_with_step_cache(pipeline, what: str) -> None:
 
 def restore(pipeline) -> dict:
     """Undo a lossless `accelerate` (eager blocks, default SDPA order, contiguous VAE, the AdaLayerNorms' own
-    projections, diffusers' MLP code). A lossy pipeline's fp8 weights cannot be restored: that raises. Returns the new report
-    ({"mode": "eager", ...})."""
+    projections, diffusers' MLP code). A lossy pipeline's fp8 weights cannot be restored: that raises. Returns
+    the new report ({"mode": "eager", ...})."""
     _refuse_with_step_cache(pipeline, "restore")
     applied: _Applied | None = getattr(pipeline, "_acceleration_applied", None)
     if applied is not None:
