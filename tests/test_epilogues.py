@@ -16,13 +16,12 @@ import torch._dynamo
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tiny_runs import pixels, tiny_spec
+from tiny_runs import compiled_graph_count, pixels, tiny_spec
 from torch import nn
 
 from idrift.models.tiny import build_tiny_bundle
 from idrift.pipeline.epilogues import EpilogueGELU, MlpEpilogues, linear_gelu_tanh, linear_of_concat
 from idrift.pipeline.fast import accelerate, restore
-from idrift.pipeline.infinite_you import InfiniteYouPipeline
 from idrift.pipeline.memory import convert_to_8bit
 
 
@@ -123,17 +122,7 @@ def test_layers_converted_to_fp8_run_the_models_own_code(model):
 
 def test_compiled_blocks_of_one_class_still_share_their_graphs(reference):
     """The single blocks' forward is installed per block: a guard on it would compile one graph per block."""
-    graphs = {}
-    for epilogues in (False, True):
-        pipe = InfiniteYouPipeline(build_tiny_bundle())
-        torch._dynamo.reset()
-        torch._dynamo.utils.counters.clear()
-        accelerate(pipe, "lossless", compile=True, backend="aot_eager", epilogues=epilogues)
-        pipe(tiny_spec(backbone="schnell", guidance=0.0, steps=2), reference)
-        graphs[epilogues] = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-    torch._dynamo.reset()
-    torch._dynamo.utils.counters.clear()
-    assert graphs[True] == graphs[False] > 0
+    assert compiled_graph_count(reference, epilogues=True) == compiled_graph_count(reference, epilogues=False) > 0
 
 
 @pytest.mark.parametrize("backbone,guidance", [("dev", 3.5), ("schnell", 0.0)])

@@ -7,12 +7,10 @@ import numpy as np
 import pytest
 import torch
 import torch._dynamo
-from tiny_runs import pixels, tiny_reference, tiny_spec
+from tiny_runs import compiled_graph_count, pixels, tiny_spec
 from torch import nn
 
-from idrift.models.tiny import build_tiny_bundle
 from idrift.pipeline.fast import accelerate, restore
-from idrift.pipeline.infinite_you import InfiniteYouPipeline
 from idrift.pipeline.modulation import ModulationRows, StepModulation
 
 TIMESTEPS = torch.tensor([1000.0, 750.0, 500.0, 250.0])  # as a scheduler gives them
@@ -110,17 +108,7 @@ def test_pipeline_reads_the_rows_in_its_steps_and_makes_the_same_image(pipe, ref
     assert np.array_equal(pixels(pipe(spec, reference)), eager)
 
 
-def test_compiled_blocks_of_one_class_still_share_their_graphs():
+def test_compiled_blocks_of_one_class_still_share_their_graphs(reference):
     """Each installed layer's row is a tensor that torch.compile takes as a graph input: reading it at a
     per-layer int offset inside the block would specialise every block's graph (one per block, not per class)."""
-    graphs = {}
-    for modulation in (False, True):
-        pipe = InfiniteYouPipeline(build_tiny_bundle())
-        torch._dynamo.reset()
-        torch._dynamo.utils.counters.clear()
-        accelerate(pipe, "lossless", compile=True, backend="aot_eager", modulation=modulation)
-        pipe(tiny_spec(backbone="schnell", guidance=0.0, steps=2), tiny_reference())
-        graphs[modulation] = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-    torch._dynamo.reset()
-    torch._dynamo.utils.counters.clear()
-    assert graphs[True] == graphs[False] > 0
+    assert compiled_graph_count(reference, modulation=True) == compiled_graph_count(reference, modulation=False) > 0

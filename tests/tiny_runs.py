@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from idrift.config import RunSpec
-from idrift.pipeline.infinite_you import IdentityReference
+from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline
 
 # Five insightface-order keypoints of a face in a 128x128 reference image.
 KPS = np.array([[40, 50], [88, 50], [64, 70], [45, 95], [83, 95]], np.float32)
@@ -32,3 +32,24 @@ def tiny_spec(**changes) -> RunSpec:
 def pixels(result) -> np.ndarray:
     """A GenerationResult's image as int16 pixels (differences do not wrap around)."""
     return np.asarray(result.image, dtype=np.int16)
+
+
+def compiled_graph_count(reference, **accelerate_options) -> int:
+    """Graphs dynamo captures for one tiny schnell image on a fresh pipeline after ``accelerate(pipe,
+    "lossless", compile=True, backend="aot_eager", **accelerate_options)``: with FLUX's blocks compiled in
+    place, one per block class and input shape unless something specialises every block."""
+    import torch._dynamo
+
+    from idrift.models.tiny import build_tiny_bundle
+    from idrift.pipeline.fast import accelerate
+
+    pipe = InfiniteYouPipeline(build_tiny_bundle())
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    try:
+        accelerate(pipe, "lossless", compile=True, backend="aot_eager", **accelerate_options)
+        pipe(tiny_spec(backbone="schnell", guidance=0.0, steps=2), reference)
+        return torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    finally:
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
