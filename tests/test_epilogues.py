@@ -20,8 +20,14 @@ from tiny_runs import compiled_graph_count, pixels, tiny_spec
 from torch import nn
 
 from idrift.models.tiny import build_tiny_bundle
-from idrift.pipeline.epilogues import EpilogueGELU, MlpEpilogues, linear_gelu_tanh, linear_of_concat
-from idrift.pipeline.fast import accelerate, restore
+from idrift.pipeline.epilogues import (
+    EpilogueGELU,
+    MlpEpilogues,
+    gelu_cat_quantize,
+    linear_gelu_tanh,
+    linear_of_concat,
+)
+from idrift.pipeline.fast import accelerate, quantize_fp8, restore
 from idrift.pipeline.memory import convert_to_8bit
 
 
@@ -115,9 +121,35 @@ def test_layers_converted_to_fp8_run_the_models_own_code(model):
     assert bf16_weight() is None  # the converted layer's weights are freed: the epilogues keep no copy
     epilogues.uninstall()  # the original modules get the converted layers back
     assert torch.equal(run(model), expected)
-    converted_first = build_tiny_bundle().backbone("schnell")
+    converted_first = build_tiny_bundle().backbone("schnell")  # as the lossy mode orders it
     convert_to_8bit(converted_first, min_features=16)
-    assert MlpEpilogues().install(converted_first) == {"feed_forward": 0, "single_blocks": 0}
+    # the fp8 proj_out gets its input from gelu_cat_quantize: off CUDA, the same torch functions
+    counts = MlpEpilogues().install(converted_first)
+    assert counts == {"feed_forward": 0, "single_blocks": len(converted_first.single_transformer_blocks)}
+    assert torch.equal(run(converted_first), expected)
+
+
+def test_gelu_cat_quantize_is_the_quantisation_of_the_concatenation():
+    g = torch.Generator().manual_seed(3)
+    a, m = torch.randn(2, 5, 8, generator=g), 3 * torch.randn(2, 5, 24, generator=g)
+    q, scale = gelu_cat_quantize(a, m)
+    expected_q, expected_scale = quantize_fp8(torch.cat([a, F.gelu(m, approximate="tanh")], -1).reshape(10, 32), 1)
+    assert q.dtype == torch.float8_e4m3fn and q.shape == (10, 32) and scale.shape == (10, 1)
+    assert torch.equal(q.float(), expected_q.float()) and torch.equal(scale, expected_scale)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the Triton kernel needs a CUDA GPU")
+@pytest.mark.parametrize("rows", [4400, 8])
+def test_the_gelu_cat_quantize_kernel_matches_the_torch_form_on_cuda(rows):
+    g = torch.Generator().manual_seed(rows)
+    a = torch.randn(rows, 3072, generator=g).cuda().bfloat16()
+    m = (2 * torch.randn(rows, 12288, generator=g)).cuda().bfloat16()
+    q, scale = gelu_cat_quantize(a, m)
+    expected_q, expected_scale = quantize_fp8(torch.cat([a, F.gelu(m, approximate="tanh")], -1), 1)
+    torch.testing.assert_close(scale, expected_scale, rtol=1e-6, atol=0)
+    differ = q.float() != expected_q.float()  # a GELU value on the other side of a bf16 rounding: one e4m3 step
+    assert float(differ.float().mean()) < 1e-3
+    assert float(((q.float() - expected_q.float()).abs() / expected_q.float().abs().clamp(min=2 ** -6)).max()) <= 0.125
 
 
 def test_compiled_blocks_of_one_class_still_share_their_graphs(reference):

@@ -7,7 +7,7 @@ check. Calls named in a variant's ``eager_calls`` skip their CUDA graph (the pip
 conditioning and VAE calls were graphed). Also measured: the bf16 and fp8 matmul rate on 8192^3 and
 cuDNN attention at FLUX's shape, the rates behind the floor estimates in the README.
 
-    python tools/fast_ab.py out/fast_ab.json [calls|inductor|tunableop|overheads|epilogues]   # a set of variants (VARIANT_SETS); ~6 min on an H100
+    python tools/fast_ab.py out/fast_ab.json [calls|inductor|tunableop|overheads|epilogues|lossy_quantize]   # a set of variants (VARIANT_SETS); ~6 min on an H100
 
 Results: measurements/h100/fast_ab_calls.json (README "Fast paths"; made by the working tree just
 before 2e92313, whose graphs' stats called the skipped calls "eager", now "eager_calls"). The earlier
@@ -16,6 +16,7 @@ measurements/h100/fast_ab.json (fused q/k/v, step graphs) came from this script 
 
 from __future__ import annotations
 
+import gc
 import json
 import statistics
 import sys
@@ -68,6 +69,15 @@ VARIANT_SETS = {
         {"name": "lossless, no MLP epilogues (again)", "accelerate": {"epilogues": False}},
         {"name": "lossless, MLP epilogues (again)", "accelerate": {}},
     ),
+    # measurements/h100/fast_ab_lossy_quantize.json: lossy single blocks' proj_out input quantised in one pass
+    # (epilogues.gelu_cat_quantize) or by inductor's code; a lossy pipeline cannot be restored, so each
+    # variant gets a fresh bundle
+    "lossy_quantize": (
+        {"name": "lossy, inductor's quantisation", "mode": "lossy", "accelerate": {"epilogues": False}},
+        {"name": "lossy, gelu_cat_quantize", "mode": "lossy", "accelerate": {}},
+        {"name": "lossy, inductor's quantisation (again)", "mode": "lossy", "accelerate": {"epilogues": False}},
+        {"name": "lossy, gelu_cat_quantize (again)", "mode": "lossy", "accelerate": {}},
+    ),
 }
 
 
@@ -85,9 +95,12 @@ def rates() -> dict:
 def main(out: Path, variant_set: str) -> None:
     import torch._inductor.config as inductor_config
 
-    bundle = build_synthetic_bundle(device="cuda")
-    bundle.backbone("dev")
-    pipe = InfiniteYouPipeline(bundle)
+    def fresh_pipeline():
+        bundle = build_synthetic_bundle(device="cuda")
+        bundle.backbone("dev")
+        return bundle, InfiniteYouPipeline(bundle)
+
+    bundle, pipe = fresh_pipeline()
     specs = latency_specs("synthetic", bundle.fingerprint)
     reference = synthetic_reference()
 
@@ -109,14 +122,20 @@ def main(out: Path, variant_set: str) -> None:
     results: dict = {"rates_tflops": rates(), "gpu": torch.cuda.get_device_name(), "torch": torch.__version__}
     print(results["rates_tflops"], flush=True)
     first_image = None
-    for variant in VARIANT_SETS[variant_set]:
+    for index, variant in enumerate(VARIANT_SETS[variant_set]):
+        mode = variant.get("mode", "lossless")
+        if mode == "lossy" and index > 0:  # the last variant's fp8 weights cannot be restored
+            del bundle, pipe
+            gc.collect()
+            torch.cuda.empty_cache()
+            bundle, pipe = fresh_pipeline()
         torch._dynamo.reset()
         start = time.perf_counter()
         tunable = variant.get("tunableop", False)
         torch.cuda.tunable.enable(tunable)
         torch.cuda.tunable.tuning_enable(tunable)  # tuned in the warm-up's eager calls, before any capture
         with inductor_config.patch(variant.get("inductor", {})):  # inductor reads it when compiling: the warm-up
-            report = accelerate(pipe, "lossless", **variant["accelerate"])
+            report = accelerate(pipe, mode, **variant["accelerate"])
             pipe.call_graphs.eager_calls.update(variant.get("eager_calls", ()))
             infinite_you.nonfinite_samples = nonfinite_samples if variant.get("nan_check", True) else lambda x, specs: ""
             for spec in specs.values():
@@ -129,13 +148,14 @@ def main(out: Path, variant_set: str) -> None:
         first_image = image if first_image is None else first_image
         diff = np.abs(image - first_image)
         results[variant["name"]] = {
-            "accelerate": variant["accelerate"], "inductor": variant.get("inductor", {}), "tunableop": tunable,
+            "mode": mode, "accelerate": variant["accelerate"], "inductor": variant.get("inductor", {}), "tunableop": tunable,
             "tuned_gemms": len(torch.cuda.tunable.get_results()) if tunable else 0,
             "eager_calls": list(variant.get("eager_calls", ())),
             "techniques": report["techniques"], "warm_up_s": warm_s, "schnell-4": schnell, "dev-28": dev,
-            "graphs": pipe.call_graphs.stats(),
+            "graphs": pipe.call_graphs.stats(), "transformed": report["transformed"],
             "schnell-4_pixels_vs_first": {"max": int(diff.max()), "mean": float(diff.mean())}}
-        restore(pipe)
+        if mode == "lossless":
+            restore(pipe)
         print(variant["name"], json.dumps(results[variant["name"]])[:600], flush=True)
         out.write_text(json.dumps(results, indent=1))
 

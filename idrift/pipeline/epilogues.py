@@ -19,8 +19,12 @@ proj_out 1.149 -> 1.057 ms (relative error vs fp32 0.00264 -> 0.00278), feed-for
 0.821 ms, 512 rows 0.179 -> 0.129 ms (error 0.00306 -> 0.00235). End to end, interleaved on one H100
 (python tools/fast_ab.py OUT epilogues): schnell-4 0.747 -> 0.728 s, dev-28 4.64 -> 4.52 s.
 
-Layers that are not plain ``nn.Linear`` with a bias when called (fp8 in the lossy mode or the 8-bit memory
-mode) run the model's own code, so the order in which speed-ups are applied does not matter.
+In the lossy mode (fp8 `Fp8Linear` layers) a single block's `proj_out` input is quantised where it is made:
+`gelu_cat_quantize` applies the GELU, takes each row's maximum over both halves and writes e4m3 in one pass
+(a Triton kernel; inductor's code reads the 15360-wide rows twice), the same arithmetic as
+`fast.quantize_fp8` of the concatenation. Other layers that are not plain ``nn.Linear`` with a bias when
+called (the 8-bit memory mode's weight-only layers) run the model's own code, so the order in which
+speed-ups are applied does not matter.
 
 Example (tiny CPU model; on a CPU the ops compute the same function with ordinary kernels):
     >>> from idrift.models.tiny import build_tiny_bundle
@@ -39,6 +43,15 @@ import types
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from idrift.pipeline.fast import FP8_MAX, Fp8Linear, quantize_fp8
+
+try:
+    import triton
+    import triton.language as tl
+    from triton.language.extra import libdevice
+except ImportError:  # a CPU-only torch build: `gelu_cat_quantize` runs its torch form
+    triton = None
 
 
 @torch.library.custom_op("idrift::linear_gelu_tanh", mutates_args=())
@@ -73,6 +86,58 @@ def _(a, b, weight, bias):
     return a.new_empty(*a.shape[:-1], weight.shape[0])
 
 
+if triton is not None:
+    @triton.jit
+    def _gelu_cat_quantize_kernel(a_ptr, m_ptr, q_ptr, scale_ptr, fp8_max, KA: tl.constexpr, KM: tl.constexpr,
+                                  BLOCK_A: tl.constexpr, BLOCK_M: tl.constexpr):
+        # One program per row: the row stays in registers between its max and its quantisation (one read).
+        row = tl.program_id(0).to(tl.int64)
+        ca = tl.arange(0, BLOCK_A)
+        cm = tl.arange(0, BLOCK_M)
+        a = tl.load(a_ptr + row * KA + ca, mask=ca < KA, other=0.0).to(tl.float32)
+        m = tl.load(m_ptr + row * KM + cm, mask=cm < KM, other=0.0).to(tl.float32)
+        # PyTorch's tanh GELU on bf16: computed in float32, rounded to bf16
+        g = 0.5 * m * (1.0 + libdevice.tanh(0.7978845608028654 * (m + 0.044715 * m * m * m)))
+        g = g.to(m_ptr.dtype.element_ty).to(tl.float32)
+        amax = tl.maximum(tl.max(tl.abs(a), axis=0), tl.max(tl.abs(g), axis=0))
+        scale = tl.maximum(amax, 1e-12) / fp8_max
+        qa = tl.minimum(tl.maximum(a / scale, -fp8_max), fp8_max)
+        qg = tl.minimum(tl.maximum(g / scale, -fp8_max), fp8_max)
+        tl.store(q_ptr + row * (KA + KM) + ca, qa.to(q_ptr.dtype.element_ty), mask=ca < KA)
+        tl.store(q_ptr + row * (KA + KM) + KA + cm, qg.to(q_ptr.dtype.element_ty), mask=cm < KM)
+        tl.store(scale_ptr + row, scale)
+
+
+@torch.library.custom_op("idrift::gelu_cat_quantize", mutates_args=())
+def gelu_cat_quantize(a: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``quantize_fp8(cat([a, gelu_tanh(m)], -1) as rows, dim=1)``: a single block's `proj_out` input in fp8
+    (lossy mode), on CUDA in one pass over memory (inductor's code makes two: the rows' maxima, then the
+    quantisation). Returns (rows, ka + km) e4m3 and (rows, 1) float32 scales."""
+    ka, km = a.shape[-1], m.shape[-1]
+    a2, m2 = a.reshape(-1, ka), m.reshape(-1, km)
+    if triton is None or not a.is_cuda:
+        return quantize_fp8(torch.cat([a2, F.gelu(m2, approximate="tanh")], dim=-1), dim=1)
+    a2, m2 = a2.contiguous(), m2.contiguous()
+    rows = a2.shape[0]
+    q = torch.empty(rows, ka + km, device=a.device, dtype=torch.float8_e4m3fn)
+    scale = torch.empty(rows, 1, device=a.device, dtype=torch.float32)
+    _gelu_cat_quantize_kernel[(rows,)](a2, m2, q, scale, FP8_MAX, KA=ka, KM=km,
+                                       BLOCK_A=triton.next_power_of_2(ka), BLOCK_M=triton.next_power_of_2(km),
+                                       num_warps=16)
+    return q, scale
+
+
+@gelu_cat_quantize.register_fake
+def _(a, m):
+    rows = a.numel() // a.shape[-1]
+    return (a.new_empty(rows, a.shape[-1] + m.shape[-1], dtype=torch.float8_e4m3fn),
+            a.new_empty(rows, 1, dtype=torch.float32))
+
+
+def _fp8_rowwise(linear: nn.Module) -> bool:
+    return isinstance(linear, Fp8Linear) and linear.scaling == "rowwise"
+
+
 def _plain(linear: nn.Module) -> bool:
     return type(linear) is nn.Linear and linear.bias is not None
 
@@ -102,8 +167,11 @@ def single_block_forward(self, hidden_states, encoder_hidden_states, temb, image
     residual = hidden_states
     norm_hidden_states, gate = self.norm(hidden_states, emb=temb)
     fused = _plain(self.proj_mlp) and _plain(self.proj_out)
+    fp8 = not fused and _fp8_rowwise(self.proj_out)
     if fused:
         mlp_hidden_states = linear_gelu_tanh(norm_hidden_states, self.proj_mlp.weight, self.proj_mlp.bias)
+    elif fp8:
+        mlp_hidden_states = self.proj_mlp(norm_hidden_states)  # before its GELU: gelu_cat_quantize applies it
     else:
         mlp_hidden_states = self.act_mlp(self.proj_mlp(norm_hidden_states))
     joint_attention_kwargs = joint_attention_kwargs or {}
@@ -112,6 +180,9 @@ def single_block_forward(self, hidden_states, encoder_hidden_states, temb, image
 
     if fused:
         projected = linear_of_concat(attn_output, mlp_hidden_states, self.proj_out.weight, self.proj_out.bias)
+    elif fp8:
+        projected = self.proj_out.product(*gelu_cat_quantize(attn_output, mlp_hidden_states))
+        projected = projected.reshape(*attn_output.shape[:-1], projected.shape[-1])
     else:
         projected = self.proj_out(torch.cat([attn_output, mlp_hidden_states], dim=2))
     gate = gate.unsqueeze(1)
@@ -136,8 +207,8 @@ class MlpEpilogues:
         self._blocks: list[nn.Module] = []
 
     def install(self, model: nn.Module) -> dict:
-        """Replace the tanh-GELU MLP activations and single-block forwards of `model` (where their Linear
-        layers are plain ``nn.Linear`` with a bias); returns how many of each."""
+        """Replace the tanh-GELU MLP activations (whose Linear is a plain ``nn.Linear`` with a bias) and the
+        single-block forwards (plain Linears, or an fp8 rowwise `proj_out`) of `model`; returns how many."""
         counts = {"feed_forward": 0, "single_blocks": 0}
         for parent in list(model.modules()):
             for name, child in list(parent.named_children()):
@@ -148,7 +219,8 @@ class MlpEpilogues:
                     self._gelu.append((parent, name, child))
                     counts["feed_forward"] += 1
             if (type(parent).__name__ == "FluxSingleTransformerBlock" and "forward" not in vars(parent)
-                    and _plain(parent.proj_mlp) and _plain(parent.proj_out) and _tanh_gelu(parent.act_mlp)):
+                    and _tanh_gelu(parent.act_mlp)
+                    and ((_plain(parent.proj_mlp) and _plain(parent.proj_out)) or _fp8_rowwise(parent.proj_out))):
                 parent.forward = types.MethodType(single_block_forward, parent)
                 self._blocks.append(parent)
                 counts["single_blocks"] += 1

@@ -149,16 +149,20 @@ class Fp8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, fp8=e4m3, scaling={self.scaling}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
         xq, xs = quantize_fp8(x2, dim=1 if self.scaling == "rowwise" else None)
+        return self.product(xq, xs).reshape(*x.shape[:-1], self.out_features)
+
+    def product(self, xq: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+        """(rows, out) bf16 from activations already quantised as `quantize_fp8` does: (rows, in) e4m3 and
+        their scales ((rows, 1) rowwise, () tensorwise). `epilogues.gelu_cat_quantize` calls it directly."""
         bias = self.bias
-        if x.is_cuda:
+        if xq.is_cuda:
             # The bias in the product's epilogue, not a pass over the output, and fast accumulation: 0.333 ->
             # 0.252 ms at 4400 x 3072 -> 12288 with the same error (tools/fp8_probe.py; torchao's rowwise float8
             # 0.253 ms). Row counts off a multiple of 16 keep the plain product: with InfuseNet's 8 identity
             # tokens, cuBLASLt found no such kernel under CUDA-graph capture (CUBLAS_STATUS_NOT_SUPPORTED).
-            epilogue = x2.shape[0] % 16 == 0
+            epilogue = xq.shape[0] % 16 == 0
             out = torch._scaled_mm(xq, self.weight.t(), scale_a=xs, scale_b=self.weight_scale,
                                    bias=bias if epilogue else None, out_dtype=self.out_dtype, use_fast_accum=epilogue)
             bias = None if epilogue else bias
@@ -166,7 +170,7 @@ class Fp8Linear(nn.Module):
             out = ((xq.float() * xs) @ (self.weight.float() * self.weight_scale.reshape(-1, 1)).t()).to(self.out_dtype)
         if bias is not None:
             out = out + bias
-        return out.reshape(*lead, self.out_features)
+        return out
 
 
 def repeated_blocks(model: nn.Module) -> list[nn.Module]:
