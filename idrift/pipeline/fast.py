@@ -46,7 +46,8 @@ benchmarks/test_speed.py, torch 2.11, cuDNN 9.19, 2026-11-26, commit 0142265; RE
     lossless   schnell-4 0.722 s (1.52x), dev-28 4.472 s (1.44x), peak 65.2 GB; compile 51.7 s cold cache
                (blocks 14.3 s with their CUDA graph captures, VAE 35.3 s); latent rel. diff 0.0056 vs a noise
                floor of 0.0044 (flash -> memory-efficient attention), max pixel diff 7 (floor 6)
-    lossy      schnell-4 0.605 s (1.77x), dev-28 3.639 s (1.77x), peak 46.0 GB, 934 fp8 layers
+    lossy      schnell-4 0.597 s (1.81x), dev-28 3.591 s (1.82x), peak 46.0 GB, 934 fp8 layers (commit 8c9ea1d,
+               against that run's reference: 1.082 s, 6.523 s)
 Random weights make near-noise images, so these pixel diffs cannot judge fp8's effect on real faces.
 
 Example (CPU, tiny profile: nothing is compiled unless forced):
