@@ -1,8 +1,9 @@
-"""idrift.pipeline.epilogues on the tiny CPU profile: the two ops compute their definitions, the installed
-MLPs and single-block forwards compute what diffusers' code computes (float32), layers that are no longer
-plain Linears run the model's own code, compiled blocks of one class still share one graph, and uninstalling
-puts everything back. The GPU path (cuBLASLt's GELU epilogue) is checked against the same definitions on a
-CUDA machine; the speed is measured by tools/epilogue_probe.py and benchmarks/test_speed.py."""
+"""idrift.pipeline.epilogues on the tiny CPU profile: the ops compute their definitions, the installed MLPs
+and single-block forwards compute what diffusers' code computes (float32), models with fp8 layers (either
+order) give what they give without the epilogues, compiled blocks of one class still share one graph, and
+uninstalling puts everything back. The GPU paths (cuBLASLt's GELU epilogue, the Triton quantisation kernel)
+are checked against the same definitions on a CUDA machine; the speed is measured by tools/epilogue_probe.py,
+tools/fast_ab.py and benchmarks/test_speed.py."""
 
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def test_installed_model_computes_what_diffusers_computes_and_uninstall_restores
     assert torch.equal(run(model), before)
 
 
-def test_layers_converted_to_fp8_run_the_models_own_code(model):
+def test_models_with_fp8_layers_give_what_they_give_without_the_epilogues(model):
     """fp8 after the epilogues (memory mode's 8-bit weights) and before them (the lossy mode) give what the
     model without epilogues gives with the same fp8 layers."""
     plain = build_tiny_bundle().backbone("schnell")
