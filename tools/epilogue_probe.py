@@ -31,9 +31,9 @@ import torch.nn.functional as F
 DIM, HIDDEN, HEADS = 3072, 12288, 24
 
 
-def timed(fn, iters: int = 40) -> float:
-    """Median milliseconds of one call (CUDA events, after a warm-up)."""
-    for _ in range(5):
+def timed(fn, iters: int = 40, warmup: int = 5) -> float:
+    """Median milliseconds of one call (CUDA events, after `warmup` calls); tools/fa4_probe.py uses it too."""
+    for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
     times = []

@@ -20,22 +20,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from epilogue_probe import timed  # tools/ is on sys.path when a tool runs as a script
 from torch.nn.attention import SDPBackend, sdpa_kernel
-
-
-def timed(fn, iters: int = 30) -> float:
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return sorted(times)[len(times) // 2]
 
 
 def main(path: Path) -> None:
@@ -49,7 +35,7 @@ def main(path: Path) -> None:
         with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
             def cudnn():
                 return F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
-            row["cudnn_ms"] = timed(cudnn)
+            row["cudnn_ms"] = timed(cudnn, iters=30, warmup=3)
             row["cudnn_rel_err"] = float((cudnn().float() - ref).norm() / ref.norm())
         try:
             sys.path.insert(0, os.environ.get("FA4_PATH", ".fa4"))
@@ -59,7 +45,7 @@ def main(path: Path) -> None:
                 out = flash_attn_func(q, k, v)
                 return out[0] if isinstance(out, tuple) else out
             fa4()  # compiles the kernel (CuTe DSL, JIT)
-            row["fa4_ms"] = timed(fa4)
+            row["fa4_ms"] = timed(fa4, iters=30, warmup=3)
             row["fa4_rel_err"] = float((fa4().float() - ref).norm() / ref.norm())
         except Exception as exc:  # a probe: record why, keep the cuDNN figures
             row["fa4_error"] = "".join(traceback.format_exception(exc))[-3000:]
