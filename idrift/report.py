@@ -30,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from idrift.baselines.io import baselines_dir
 from idrift.claims import ALPHAS, CLAIMS_BY_ID, DEV_28, GUIDANCE_SCALES, SCHNELL_4
 
-# = idrift.session.REPO_BASELINES; not imported from there because the session pulls in torch.
-PAPER_BASELINE = Path(__file__).resolve().parent.parent / "baselines" / "paper.json"
+# In the checkout's baselines/ or an installed wheel's copy; not from idrift.session, which pulls in torch.
+PAPER_BASELINE = baselines_dir() / "paper.json"
 
 DPI = 100
 FIGURE_SIZES = {  # inches at DPI; file name -> (width, height)

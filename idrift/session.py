@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from idrift.baselines.io import baselines_dir
 from idrift.claims import Claim
 from idrift.config import (
     ACCELERATE_MODES,
@@ -40,7 +41,8 @@ from idrift.evaluate import (
 from idrift.provenance import dist_version
 from idrift.runner import Identity, RunContext, Runner, specs_for
 
-REPO_BASELINES = Path(__file__).resolve().parent.parent / "baselines"
+# The named baselines: the checkout's baselines/ or an installed wheel's copy (idrift.baselines.io.baselines_dir).
+REPO_BASELINES = baselines_dir()
 DEFAULT_BASELINE = {"tiny": "tiny-cpu", "synthetic": "h100-synthetic", "real": "paper"}
 PROVENANCE_PACKAGES = ("torch", "diffusers", "transformers", "insightface", "onnxruntime", "onnxruntime-gpu",
                        "lpips", "dlib-bin", "numpy", "scipy", "idrift")

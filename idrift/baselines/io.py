@@ -1,7 +1,7 @@
 """Reading, writing and diffing baseline files.
 
-    >>> from idrift.baselines.io import resolve_baseline, load_baseline
-    >>> baseline = load_baseline(resolve_baseline("paper", "baselines"))   # doctest: +SKIP
+    >>> from idrift.baselines.io import baselines_dir, resolve_baseline, load_baseline
+    >>> baseline = load_baseline(resolve_baseline("paper", baselines_dir()))   # doctest: +SKIP
     >>> baseline.metric("table1_backbone_swap", "speedup").aggregate       # doctest: +SKIP
     5.9
 
@@ -15,6 +15,7 @@ import math
 import os
 import tempfile
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import jsonschema
@@ -140,6 +141,25 @@ class Baseline:
 
 
 # ---------------------------------------------------------------------------------------------- paths
+
+# The baseline files live in the repository's top-level `baselines/` folder (the source, where `idrift bless`
+# writes); a wheel carries a copy as the package data `idrift.baselines.data` (setup.py maps the folder there).
+PACKAGED_BASELINES = "data"
+
+
+def baselines_dir() -> Path:
+    """The folder holding the named baselines (tiny-cpu, paper, h100-synthetic, ...): the packaged copy of an
+    installed wheel, else the checkout's top-level `baselines/`. Every lookup by name goes through here."""
+    packaged = resources.files("idrift.baselines") / PACKAGED_BASELINES
+    if packaged.is_dir():
+        return Path(str(packaged))
+    checkout = Path(__file__).resolve().parents[2] / "baselines"
+    if checkout.is_dir():
+        return checkout
+    raise BaselineError(
+        f"no baseline folder: neither {packaged} (an installed wheel) nor {checkout} (a checkout) exists; "
+        f"reinstall idrift, or pass a baseline file by its path"
+    )
 
 
 def available_baselines(search_dir: str | os.PathLike) -> list[str]:
