@@ -8,12 +8,12 @@ UUID (where another library started the CUDA driver first, the variable no longe
 keeps its index, `cuda:<i>`); it raises rather than let a worker share another's GPU. The session
 allocates on the device the pin found. With more workers than GPUs several workers share a GPU (K mod
 count); a `CUDA_VISIBLE_DEVICES` set by the user (a list of indices or UUIDs) is respected: the workers
-share out the GPUs it lists. Seen working on a 2 x H200 host (README "Scale out").
+share out the GPUs it lists (README "Scale out").
 
 Which samples share a worker (`xdist_group`, with the plugin's `--dist loadgroup`): the steps of one
 trajectory run always do; otherwise each run is its own group, so N workers share the grid evenly and each
 keeps the backbones it meets resident, unless a memory mode keeps one backbone resident (then a
-backbone's runs share a worker, as swapping backbones costs 20-24 s each time).
+backbone's runs share a worker, as swapping backbones costs a copy of a whole backbone each time).
 
 Counting GPUs does not initialise CUDA: `torch.cuda.device_count()` asks NVML first (and NVML reads
 `CUDA_VISIBLE_DEVICES` each time). Only when NVML is unavailable does torch fall back to the CUDA

@@ -96,9 +96,8 @@ def face_crop_to_tensor(crop_rgb: np.ndarray, device: torch.device, dtype: torch
     """112x112x3 RGB uint8 norm_crop -> (1, 3, 112, 112) BGR in [-1, 1], as the IR-SE50 weights expect."""
     if crop_rgb.shape != (112, 112, 3) or crop_rgb.dtype != np.uint8:
         raise ValueError(f"expected a 112x112x3 uint8 face crop, got {crop_rgb.shape} {crop_rgb.dtype}")
-    # The uint8 pixels to the device first and the arithmetic there (the same float32 operations): on the H100
-    # host, converting on the CPU stalled 10-45 ms in about half of the images
-    # (measurements/h100/id_stall_diag.json).
+    # The uint8 pixels to the device first and the arithmetic there (the same float32 operations): on a GPU
+    # host, converting on the CPU stalled the identity stage in about half of the images.
     pixels = torch.from_numpy(np.ascontiguousarray(crop_rgb)).to(device)
     x = pixels.flip(-1).permute(2, 0, 1)[None].float() / 255.0  # RGB -> BGR
     return (2 * x - 1).to(dtype)

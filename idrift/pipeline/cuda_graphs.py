@@ -4,9 +4,8 @@ Every call with static shapes runs through one: the text encoders (CLIP, T5), th
 the Resampler), the VAE encoder of the control image, each denoising step's InfuseNet and backbone calls, and the
 VAE decoder. A step of an 864x1152 image launches some two thousand kernels, the eager T5 encoder some thousand;
 replaying them as one CUDA graph removes the CPU launch work and the dynamo guard checks of compiled code from
-between them. Lossless: a replay runs the same kernels on the same addresses (tested bitwise on a GPU). H100,
-synthetic profile: one schnell step 0.1653 s -> 0.1618 s (2 %: the step is GPU-bound; tools/fast_probe.py);
-the launch-bound conditioning calls gain more (README "Fast paths").
+between them. Lossless: a replay runs the same kernels on the same addresses (tested bitwise on a GPU). A
+denoising step gains little (it is GPU-bound); the launch-bound conditioning calls gain more.
 
 Shapes are static per key: one graph per (call, shapes, dtypes, constant arguments such as InfuseNet's
 conditioning scale), captured on first use. Each call copies its tensor inputs into the graph's own input
@@ -17,7 +16,7 @@ of each graph stay allocated to it.
 
 A call that cannot be captured (a host synchronisation inside it, say) raises `GraphCaptureError`, which names
 the call and the way out (``accelerate(..., cuda_graphs=False)``); calls named in `eager_calls` run without a
-graph (tools/fast_ab.py uses it to A/B single calls).
+graph (for A/B measurements of single calls).
 
 A graph bakes in the addresses of the weights it read. Whatever replaces weights (fp8 conversion, moving a
 backbone between devices, rebuilding it) must drop the graphs first: `fast.restore` does, and

@@ -3,7 +3,7 @@
 Every FLUX block (backbone and InfuseNet) has an MLP ``gelu_tanh(x W1^T + b1)``. Compiled, inductor runs
 the product on cuBLAS and then reads the 12288-wide result back in an elementwise kernel for the GELU; in a
 single block that kernel also writes the concatenation ``cat([attention, mlp])`` that `proj_out` reads
-(98 us of each single block's 1.1 ms on an H100: measurements/h100/lossless_profile_table.txt). Here:
+(a visible share of each single block's time under the profiler). Here:
 
 * the GELU runs in the product's epilogue (cuBLASLt's GELU epilogue, the tanh form that FLUX uses:
   ``torch._addmm_activation(..., use_gelu=True)``; `linear_gelu_tanh`);
@@ -13,17 +13,14 @@ single block that kernel also writes the concatenation ``cat([attention, mlp])``
 Both are custom ops, so inductor keeps them whole inside the compiled blocks instead of splitting the GELU
 back out of the product. The same function computed differently: the GELU is applied to the fp32
 accumulator before rounding to bf16 (less error than the reference's bf16 round trip), and `proj_out`'s two
-partial products are summed through one bf16 rounding (slightly more). Microbenchmark at FLUX's shapes,
-H100 (python tools/epilogue_probe.py OUT, measurements/h100/epilogue_probe.json): single block MLP +
-proj_out 1.149 -> 1.057 ms (relative error vs fp32 0.00264 -> 0.00278), feed-forward 3888 rows 0.904 ->
-0.821 ms, 512 rows 0.179 -> 0.129 ms (error 0.00306 -> 0.00235). End to end, interleaved on one H100
-(python tools/fast_ab.py OUT epilogues): schnell-4 0.747 -> 0.728 s, dev-28 4.64 -> 4.52 s.
+partial products are summed through one bf16 rounding (slightly more). Both were faster at FLUX's shapes
+in a microbenchmark and end to end in an interleaved A/B; the end-to-end figures of the lossless path are in
+docs/performance.md.
 
 In the lossy mode (fp8 `Fp8Linear` layers) a single block's `proj_out` input is quantised where it is made:
 `gelu_cat_quantize` applies the GELU, takes each row's maximum over both halves and writes e4m3 in one pass
 (a Triton kernel; inductor's code reads the 15360-wide rows twice), the same arithmetic as
-`fast.quantize_fp8` of the concatenation (H100, python tools/fast_ab.py OUT lossy_quantize: dev-28 3.65-3.69
--> 3.60-3.61 s). Other layers that are not plain ``nn.Linear`` with a bias when
+`fast.quantize_fp8` of the concatenation, and a little faster end to end. Other layers that are not plain ``nn.Linear`` with a bias when
 called (the 8-bit memory mode's weight-only layers) run the model's own code, so the order in which
 speed-ups are applied does not matter.
 
@@ -60,8 +57,8 @@ def linear_gelu_tanh(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) 
     """``gelu(F.linear(x, weight, bias), approximate="tanh")``, on CUDA with the GELU in the product's epilogue."""
     x2 = x.reshape(-1, x.shape[-1])
     if x.is_cuda:
-        # cuBLASLt's GELU epilogue is the tanh form (checked in tools/epilogue_probe.py: 5e-6 from tanh, 5e-4
-        # from erf in float32). On a CPU `_addmm_activation` applies the erf form, so it is not used there.
+        # cuBLASLt's GELU epilogue is the tanh form (checked on a GPU against both forms in float32: it is
+        # two orders of magnitude closer to tanh than to erf). On a CPU `_addmm_activation` applies the erf form, so it is not used there.
         out = torch._addmm_activation(bias, x2, weight.t(), use_gelu=True)
     else:
         out = F.gelu(F.linear(x2, weight, bias), approximate="tanh")

@@ -19,14 +19,9 @@ Two modes, never mixed up:
     - CUDA graphs of the pipeline's GPU calls: text encoders, identity tokens, VAE encoder and decoder, each
       step's InfuseNet and backbone (`idrift.pipeline.cuda_graphs`, CUDA only;
       captured on first use per shape, replayed after).
-  Tried and left out: diffusers' fused q/k/v projections (`fuse_projections`): under 1 % per step in an A/B
-  on the H100 (backbone step 0.1327 -> 0.1315 s, within run-to-run noise), not worth rebuilt modules.
-  Inductor's max-autotune for the blocks (``compile_mode``): cuBLAS won every product shape, no gain, and a
-  242 s warm-up (tools/fast_ab.py); its coordinate-descent tuning: within noise, a 273 s warm-up; PyTorch's
-  TunableOp over cuBLASLt's algorithms: cuBLAS's own choices were already the fastest. A Triton kernel of
-  ours for attention's query/key RMSNorm + rotary embedding (commit 267ed85): slower end to end. For the
-  lossy mode, cuDNN's fp8 attention (tools/fp8_probe.py): a 1.3x faster kernel whose separate q/k/v
-  quantisation and output conversion cost more than it saves.
+  Tried and left out (docs/performance.md says why): diffusers' fused q/k/v projections, inductor's
+  max-autotune and coordinate-descent tuning for the blocks, PyTorch's TunableOp, a Triton kernel for
+  attention's query/key RMSNorm + rotary embedding, and cuDNN's fp8 attention for the lossy mode.
   Compiled code is cached on disk by inductor's FX-graph and autotuning caches under
   ``TORCHINDUCTOR_CACHE_DIR`` (we set ``$IDRIFT_CACHE/inductor``, default ``~/.cache/idrift/inductor``, when
   the variable is unset), so a second process on the same machine compiles in a fraction of the time.
@@ -40,15 +35,10 @@ Two modes, never mixed up:
   `require_lossless` lets identity baselines refuse such a pipeline. The fp8 conversion replaces the weights:
   it cannot be undone (rebuild the bundle), and it needs a CUDA GPU with fp8 tensor cores (sm_89+).
 
-Measured (H100 80GB, synthetic profile, 864x1152 bf16, end to end with caches cleared each round,
-benchmarks/test_speed.py, torch 2.11, cuDNN 9.19, 2026-11-26, commit 0142265; README "Fast paths"; 2-5 % between cards):
-    reference  schnell-4 1.098 s, dev-28 6.420 s, peak 66.5 GB
-    lossless   schnell-4 0.722 s (1.52x), dev-28 4.472 s (1.44x), peak 65.2 GB; compile 51.7 s cold cache
-               (blocks 14.3 s with their CUDA graph captures, VAE 35.3 s); latent rel. diff 0.0056 vs a noise
-               floor of 0.0044 (flash -> memory-efficient attention), max pixel diff 7 (floor 6)
-    lossy      schnell-4 0.597 s (1.81x), dev-28 3.591 s (1.82x), peak 46.0 GB, 934 fp8 layers (commit 8c9ea1d,
-               against that run's reference: 1.082 s, 6.523 s)
-Random weights make near-noise images, so these pixel diffs cannot judge fp8's effect on real faces.
+The measured figures of both modes (seconds per image, speed-ups over the eager path, peak memory, compile
+time, the difference from the eager path's latents) are in docs/performance.md, generated from the baseline
+that gates them. Random weights make near-noise images, so those differences cannot judge fp8's effect on
+real faces.
 
 Example (CPU, tiny profile: nothing is compiled unless forced):
     >>> from idrift.models.tiny import build_tiny_bundle
@@ -159,10 +149,10 @@ class Fp8Linear(nn.Module):
         their scales ((rows, 1) rowwise, () tensorwise). `epilogues.gelu_cat_quantize` calls it directly."""
         bias = self.bias
         if xq.is_cuda:
-            # The bias in the product's epilogue, not a pass over the output, and fast accumulation: 0.333 ->
-            # 0.252 ms at 4400 x 3072 -> 12288 with the same error (tools/fp8_probe.py; torchao's rowwise float8
-            # 0.253 ms). Row counts off a multiple of 16 keep the plain product: with InfuseNet's 8 identity
-            # tokens, cuBLASLt found no such kernel under CUDA-graph capture (CUBLAS_STATUS_NOT_SUPPORTED).
+            # The bias in the product's epilogue, not a pass over the output, and fast accumulation: faster at
+            # FLUX's shapes with the same error, and as fast as torchao's rowwise float8. Row counts off a
+            # multiple of 16 keep the plain product: with InfuseNet's 8 identity tokens, cuBLASLt found no such
+            # kernel under CUDA-graph capture (CUBLAS_STATUS_NOT_SUPPORTED).
             epilogue = xq.shape[0] % 16 == 0
             out = torch._scaled_mm(xq, self.weight.t(), scale_a=xs, scale_b=self.weight_scale,
                                    bias=bias if epilogue else None, out_dtype=self.out_dtype, use_fast_accum=epilogue)
@@ -300,9 +290,8 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
         compile: "auto" compiles on CUDA only; True forces it (CPU: inductor's C++ backend, slow to build);
             False never compiles.
         backend: torch.compile backend ("inductor"; tests use "aot_eager" to check the capture cheaply).
-        compile_mode: inductor's mode for the repeated blocks, one of `COMPILE_MODES`. On the H100
-            "max-autotune-no-cudagraphs" kept cuBLAS for every product (no faster) and took 242 s to warm up
-            (tools/fast_ab.py; README "Fast paths").
+        compile_mode: inductor's mode for the repeated blocks, one of `COMPILE_MODES`.
+            "max-autotune-no-cudagraphs" kept cuBLAS for every product (no faster) and takes minutes to warm up.
         cudnn_attention, vae, fp8, modulation, epilogues: switch single techniques off.
         cuda_graphs: "auto" captures the pipeline's CUDA graphs on CUDA only; False never (memory.fit_memory needs
             them off: it moves weights, and a graph keeps the addresses it captured).

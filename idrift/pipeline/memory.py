@@ -1,24 +1,22 @@
 """Fit an `InfiniteYouPipeline` in a 24 GB GPU: `fit_memory(pipeline, weights_8bit=True)`; `restore_memory`.
 
-By default both 12B backbones stay on the GPU once used and so does the T5-XXL encoder: a 864x1152 bf16
-run peaks at 66.5 GB (H100, synthetic profile). `fit_memory` applies, in place:
+By default both 12B backbones stay on the GPU once used, and so does the T5-XXL encoder: far past 24 GB at
+864x1152 bf16. `fit_memory` applies, in place:
 
 1. One resident backbone (lossless). The bundle keeps at most one FLUX backbone on the GPU
    (`ModelBundle.max_resident_backbones = 1`): before another one is made resident, the previous one is
-   moved to `offload_device` (the CPU) and it comes back on its next use. A swap copies the backbone over
-   PCIe, once each way (23.8 GB bf16, 12.0 GB 8-bit, from pageable host memory; tools/memory_24gb.py times
-   it), and the parked backbone takes that much host RAM. Work that stays on one backbone pays nothing.
+   moved to `offload_device` (the CPU) and comes back on its next use, a copy over PCIe each way; the parked
+   backbone takes that much host RAM. Work that stays on one backbone pays nothing.
    `release_evicted_backbones=True` drops the evicted backbone instead and its factory builds it again on
-   next use (no host RAM, but a rebuild: seconds of random init on synthetic, reading 23.8 GB from disk on
-   real; and a rebuilt backbone passes through the GPU in bf16 before an 8-bit conversion).
+   next use (no host RAM, but a rebuild; a rebuilt backbone passes through the GPU in bf16 before an 8-bit
+   conversion).
 2. Text encoder offload (lossless). CLIP and T5 live on `offload_device` and come to the GPU only while
    they encode a prompt, through diffusers' group offloading (`diffusers.hooks.apply_group_offloading`).
    ``text_encoder_offload="leaf"`` (the default) onloads one layer at a time, prefetching the next on a
-   CUDA side stream: the GPU holds two leaf modules at a time (T5: the 0.26 GB embedding and an 84 MB
-   Linear at most). ``"model"`` moves each encoder whole for its forward: the pipeline asks for the
-   backbone before it encodes the prompt, so that puts T5's 9.5 GB on top of everything else, past 24 GB. Either way one encoding copies both encoders (9.8 GB) to the GPU;
-   the pipeline caches encodings per prompt, so this is paid once per prompt, or once per image when the
-   caches are cleared (end-to-end latency).
+   CUDA side stream, so the GPU holds two leaf modules at a time. ``"model"`` moves each encoder whole for
+   its forward: the pipeline asks for the backbone before it encodes the prompt, so that puts all of T5 on
+   top of everything else, past 24 GB. The pipeline caches encodings per prompt, so the copies are paid once
+   per prompt, or once per image when the caches are cleared (end-to-end latency).
 3. 8-bit weights (LOSSY, only with ``weights_8bit=True``). Inside the repeated transformer blocks of the
    backbones and of InfuseNet, every Linear of 1024+ inputs and outputs is stored in float8 e4m3 with one scale
    per output channel: the many-token layers as `fast.Fp8Linear` (fp8 matmul, activations quantised per
@@ -26,33 +24,17 @@ run peaks at 66.5 GB (H100, synthetic profile). `fit_memory` applies, in place:
    timestep embedding) as `Fp8WeightOnlyLinear` (weights upcast at the matmul, activations exact). The
    conversion replaces the weights and cannot be undone (rebuild the bundle). `pipeline.acceleration` is
    marked lossy, so `fast.provenance` reports it and `fast.require_lossless` refuses the pipeline. On CUDA
-   it needs fp8 tensor cores (sm_89+: RTX 4090, L4, L40, H100); on a CPU `Fp8Linear` is emulated.
+   it needs fp8 tensor cores (sm_89+); on a CPU `Fp8Linear` is emulated.
 
-The VAE, the Resampler and IR-SE50 (0.43 GB together) and InfuseNet (it runs every step) stay resident.
-
-Arithmetic (parameters counted from idrift.models.synthetic's configs, which are FLUX.1's; bf16 2 bytes,
-fp8 1 byte plus a float32 scale per output channel; GB = 1e9 bytes):
-
-    component                 params    bf16 GB   8-bit GB   where, in memory mode
-    FLUX backbone (each)      11.90 B   23.80     11.98      one on the GPU, the other parked on the CPU
-      of which block Linears  11.84 B                        (418 many-token + 76 AdaLN projections)
-    InfuseNet                  2.95 B    5.91      3.13      GPU (98 + 18 layers in 8-bit)
-    T5-XXL encoder             4.76 B    9.52      -         CPU; while encoding, 2 layers (0.35 GB)
-    CLIP-L                     0.12 B    0.25      -         CPU; likewise
-    VAE + Resampler + IR-SE50  0.21 B    0.43      0.43      GPU
-    activations at 864x1152   ~3 GB (2.8: the measured 66.5 GB peak minus the 63.7 GB of weights it held)
-
-    default                          2 x 23.80 + 5.91 + 9.77 + 0.43 + 3 = 66.7 GB (measured 66.5)
-    fit_memory()          lossless   23.80 + 5.91 + 0.43 + 0.35 + 3     = 33.5 GB: no (a 40/48 GB card)
-    fit_memory(weights_8bit=True)    11.98 + 3.13 + 0.43 + 0.35 + 3     = 18.9 GB: fits 24 GB
-
-A "24 GB" card has 24 GiB (25.8e9 bytes); the budget "24GB" is 24e9 bytes, which leaves about 1.8 GB for
-the CUDA context and the allocator's slack. Only the 8-bit variant fits (measured on the H100, synthetic:
-18.4 GB allocated, 20.9 GB reserved; README). Backbones built after `fit_memory` are converted by a
-`ModelBundle.backbone_prepare` hook where their factory builds them, before they move to the device: the
-real loader and tiny build on the CPU, so their bf16 weights never reach the GPU. The synthetic profile
-builds its random weights on the GPU, so there the first use of each backbone still passes through
-23.8 GB (the 28.0 GB warm-up peak measured). The activation figure is for one image at 864x1152.
+The VAE, the Resampler, IR-SE50 and InfuseNet (it runs every step) stay resident. Why only the 8-bit variant
+fits 24 GB, from the parameter counts of FLUX.1's configs (bf16 2 bytes, fp8 1 byte plus a scale per output
+channel): one bf16 backbone alone is about 24 GB, one 8-bit backbone about 12 GB, InfuseNet 6 GB in bf16 and
+3 GB in 8-bit, plus the activations of one image (`ACTIVATION_BYTES`). A "24 GB" card has 24 GiB; the
+budget "24GB" is 24e9 bytes, which leaves some room for the CUDA context and the allocator's slack.
+Backbones built after `fit_memory` are converted by a `ModelBundle.backbone_prepare` hook where their
+factory builds them, before they move to the device: the real loader and tiny build on the CPU, so their
+bf16 weights never reach the GPU. The synthetic profile builds its random weights on the GPU, so there the
+first use of each backbone still passes through a bf16 backbone's worth of memory.
 
 Order with fast.py: apply `fast.accelerate(..., cuda_graphs=False)` first and `fit_memory` after (fit_memory
 adds its techniques to the existing `pipeline.acceleration`, and refuses CUDA graphs: they replay the weight
@@ -91,8 +73,9 @@ from idrift.pipeline.fast import (
     repeated_blocks,
 )
 
-# Activations of one 864x1152 bf16 image: the 66.5 GB reference peak (H100, synthetic) minus its 63.7 GB
-# of weights. Pass `activation_bytes` for other sizes.
+# Activations of one 864x1152 bf16 image: the eager path's measured peak on the synthetic profile
+# (baselines/h100-synthetic.json, gpu_peak_gb[reference/dev-28]) minus the weights it held, rounded up.
+# Pass `activation_bytes` for other sizes.
 ACTIVATION_BYTES = 3_000_000_000
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
 RESIDENT_COMPONENTS = ("infusenet", "image_proj", "id_encoder", "vae")

@@ -4,9 +4,9 @@ Each FLUX block scales, shifts and gates its activations by a projection of the 
 AdaLayerNorm computes ``linear(silu(temb))``, one row per image, and the model's final AdaLayerNormContinuous
 does the same. ``temb`` depends only on the timestep, the guidance and the pooled text, all known before the
 first step. So instead of reading each projection's weights for a one-row product at every step (113 MB a
-double block, 6.5 GB a FLUX step, about 3.6 ms of an H100's step with InfuseNet's), `table` computes the rows
-of all steps with one product per layer before the loop, and each step's call reads its row (`rows`). H100,
-synthetic profile, interleaved A/B (tools/modulation_ab.py): dev-28 4.69 -> 4.62 s, schnell-4 -7 ms.
+double block, 6.5 GB a FLUX step: memory traffic that a one-row product cannot hide), `table` computes the
+rows of all steps with one product per layer before the loop, and each step's call reads its row (`rows`).
+An interleaved A/B on a GPU found it a little faster end to end, most on dev-28's many steps.
 
 The same function computed in another order: the products have more rows, so bf16 rounding may differ (what
 `benchmarks/test_speed.py` measures as the lossless path's latent difference). A model whose layers are
