@@ -2,8 +2,8 @@
 and single-block forwards compute what diffusers' code computes (float32), models with fp8 layers (either
 order) give what they give without the epilogues, compiled blocks of one class still share one graph, and
 uninstalling puts everything back. The GPU paths (cuBLASLt's GELU epilogue, the Triton quantisation kernel)
-are checked against the same definitions on a CUDA machine; the speed is measured by tools/epilogue_probe.py,
-tools/fast_ab.py and benchmarks/test_speed.py."""
+are checked against the same definitions on a CUDA machine; the speed is measured by benchmarks/test_speed.py
+(docs/performance.md)."""
 
 from __future__ import annotations
 

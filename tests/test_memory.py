@@ -3,7 +3,7 @@
 On a CPU the offload device is the resident device, so these tests check the bookkeeping (which backbone
 is resident, where each one's tensors are, the hooks, the report), that the images do not change in the
 lossless memory mode, and that the 8-bit variant is labelled lossy and changes the image only a little.
-tools/memory_24gb.py measures the memory and the latency cost on a GPU."""
+No benchmark measures the memory modes' memory and latency on a GPU today (the probe that did is in git history)."""
 
 from __future__ import annotations
 
