@@ -22,7 +22,7 @@ SCHNELL_STEPS = (1, 2, 4)
 GUIDANCE_SCALES = (0.0, 0.5, 1.0, 2.0, 3.5)
 ALPHAS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 # Four seeds per (identity, prompt) in the full tier of the paired claims: the gate then detects a
-# 0.02 ID_sim drop with >= 90 % power at per-sample sd 0.08 (README, "The gate's quality").
+# 0.02 ID_sim drop with >= 90 % power at per-sample sd 0.08 (docs/development.md, "The gate's quality").
 GATE_SEEDS = {"smoke": (0,), "full": (0, 1, 2, 3)}
 VIRTUALLY_ALL = 0.9  # "virtually all identities": at least 90 % of them (the paper gives no number)
 
