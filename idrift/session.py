@@ -448,6 +448,9 @@ class BenchmarkSession:
         if self.lpips_metric is not None:
             prov["lpips"] = self.lpips_metric.provenance()
         prov["acceleration"] = self.acceleration_provenance()  # every stored number says how it was computed
+        from idrift.pipeline.infinite_you import noise_provenance
+
+        prov["noise"] = noise_provenance(self.device)  # seed S's noise depends on the generator's device type
         if self.options.memory != "off":
             prov["memory"] = self.memory_provenance()
         return prov
