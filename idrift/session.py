@@ -293,7 +293,7 @@ class BenchmarkSession:
     @cached_property
     def identities(self) -> list[Identity]:
         from idrift.faces.image_io import load_image
-        from idrift.faces.select import reference_face
+        from idrift.faces.select import find_reference
 
         if self.profile == "synthetic":
             # Random references of the real size: identity is never judged on random weights.
@@ -307,8 +307,8 @@ class BenchmarkSession:
         for entry in manifest.entries:
             path = manifest.image_file(entry)
             image = load_image(path)
-            face = reference_face(self.face_backend.detect(image), source=str(path))
-            out.append(Identity(entry.identity_id, image, np.asarray(face.kps, dtype=np.float32)))
+            found = find_reference(self.face_backend, image, source=str(path))
+            out.append(Identity(entry.identity_id, image, np.asarray(found.face.kps, dtype=np.float32), found.n_faces))
         return out
 
     @cached_property
@@ -451,6 +451,9 @@ class BenchmarkSession:
         from idrift.pipeline.infinite_you import noise_provenance
 
         prov["noise"] = noise_provenance(self.device)  # seed S's noise depends on the generator's device type
+        several = {i.id: i.n_faces for i in self.identities if i.n_faces > 1}
+        if several:  # references with several faces are used by their largest one: say which
+            prov["reference_faces"] = several
         if self.options.memory != "off":
             prov["memory"] = self.memory_provenance()
         return prov
