@@ -4,6 +4,9 @@ A `RunSpec` is one generated sample, as a frozen value. Its `key` (a hash of eve
 sample's image and its row in the results store, so a rerun finds finished work and a changed field
 never reuses a stale image.
 
+`RunSpec.loras` names the LoRAs loaded on the backbone (InfiniteYou's realism / anti-blur LoRAs or any
+FLUX LoRA: file fingerprint and scale each, `idrift.models.lora.lora_label`); part of the key as well.
+
 `RunSpec.acceleration` names the numerical path that made the image (`acceleration_label`): "eager",
 "lossless" or "lossy:<parts>". It is part of the key, so that a resumed or shared store never mixes
 images of an accelerated pipeline with the reference path's.
@@ -131,6 +134,7 @@ class RunSpec:
     mode: str = "budget"
     trajectory_of: int = 0  # total steps of the trajectory when mode == "trajectory"
     acceleration: str = EAGER  # numerical path of the pipeline: acceleration_label(pipeline.acceleration)
+    loras: str = ""  # LoRAs on the backbone: idrift.models.lora.lora_label ("fingerprint*scale+..."), "" for none
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -166,11 +170,13 @@ class RunSpec:
 
         Compatibility rule: a field added after stores were written is left out of the hash while it
         has its default value, so every key written before it was added stays the same. Such fields:
-        `acceleration` (default "eager": the images every earlier store holds).
+        `acceleration` (default "eager": the images every earlier store holds), `loras` (default "").
         """
         fields = self.as_dict()
         if fields["acceleration"] == EAGER:
             del fields["acceleration"]
+        if not fields["loras"]:
+            del fields["loras"]
         blob = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

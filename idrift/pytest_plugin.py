@@ -69,6 +69,9 @@ def pytest_addoption(parser):
                     default=os.environ.get("IDRIFT_ALLOW_LOSSY_BASELINES", "") not in ("", "0"),
                     help="let --idrift-update-baselines write a baseline from a lossy pipeline (its provenance says "
                          "lossy) [env IDRIFT_ALLOW_LOSSY_BASELINES=1]")
+    group.addoption("--idrift-lora", action="append", default=[], metavar="PATH[:SCALE]",
+                    help="load this FLUX LoRA on the backbones (repeatable; SCALE default 1), as InfiniteYou's "
+                         "load_loras does; part of every sample's key")
     from idrift.models.paths import add_pytest_options
 
     add_pytest_options(group)
@@ -97,7 +100,7 @@ def _session(config):
             accelerate=config.getoption("--idrift-accelerate"), step_cache=config.getoption("--idrift-step-cache"),
             memory=config.getoption("--idrift-memory"),
             allow_lossy_baselines=config.getoption("--idrift-allow-lossy-baselines"),
-            batch_size=config.getoption("--idrift-batch-size"),
+            batch_size=config.getoption("--idrift-batch-size"), loras=tuple(config.getoption("--idrift-lora") or ()),
         )
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         if worker and options.fresh:

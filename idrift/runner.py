@@ -31,6 +31,7 @@ class Identity:
     id: str
     image: np.ndarray  # RGB uint8
     kps: np.ndarray  # (5, 2), insightface order
+    n_faces: int = 1  # faces found in the reference photo (the largest is used, as InfiniteYou does)
 
 
 @dataclass

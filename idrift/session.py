@@ -98,6 +98,7 @@ class SessionOptions:
     memory: str = "off"  # MEMORY_MODES
     allow_lossy_baselines: bool = False  # let --idrift-update-baselines write from a lossy pipeline
     batch_size: int = 1  # samples whose runs differ only in the seed, generated together
+    loras: tuple = ()  # --idrift-lora / --lora PATH[:SCALE] values (idrift.models.lora), loaded on every backbone
     command: str = "pytest"  # whose options the messages name: "pytest" (--idrift-X) or "idrift run" (--X)
 
     def __post_init__(self) -> None:
@@ -118,6 +119,12 @@ class SessionOptions:
             self.step_cache = step_cache_threshold(self.step_cache)
         except ValueError as exc:
             raise IdriftError(f"--idrift-step-cache: {exc} [env IDRIFT_STEP_CACHE]") from None
+        from idrift.models.lora import parse_loras
+
+        try:
+            self.loras = parse_loras(self.loras)  # a bad path or scale: one line, before anything loads
+        except IdriftError as exc:
+            raise IdriftError(f"{self.flag('lora')}: {exc}") from None
         if self.update_baselines and self.lossy and not self.allow_lossy_baselines:
             raise IdriftError(
                 f"--idrift-update-baselines with a lossy pipeline ({' '.join(self.acceleration_args())}): identity "
@@ -210,14 +217,20 @@ class BenchmarkSession:
         if self.profile == "tiny":
             from idrift.models.tiny import build_tiny_bundle
 
-            return build_tiny_bundle(device=self.device)
-        if self.profile == "synthetic":
+            bundle = build_tiny_bundle(device=self.device)
+        elif self.profile == "synthetic":
             from idrift.models.synthetic import build_synthetic_bundle
 
-            return build_synthetic_bundle(device=self.device)
-        from idrift.models.real import load_real_bundle
+            bundle = build_synthetic_bundle(device=self.device)
+        else:
+            from idrift.models.real import load_real_bundle
 
-        return load_real_bundle(self.weight_paths, device=self.device)
+            bundle = load_real_bundle(self.weight_paths, device=self.device)
+        if self.options.loras:
+            from idrift.models.lora import apply_loras
+
+            apply_loras(bundle, self.options.loras)  # as InfiniteYou's load_loras: peft adapters on each backbone
+        return bundle
 
     def check_real_weights(self) -> None:
         """Every missing or malformed weight, in one error, before any work starts."""
@@ -295,7 +308,7 @@ class BenchmarkSession:
     @cached_property
     def identities(self) -> list[Identity]:
         from idrift.faces.image_io import load_image
-        from idrift.faces.select import reference_face
+        from idrift.faces.select import find_reference
 
         if self.profile == "synthetic":
             # Random references of the real size: identity is never judged on random weights.
@@ -309,8 +322,8 @@ class BenchmarkSession:
         for entry in manifest.entries:
             path = manifest.image_file(entry)
             image = load_image(path)
-            face = reference_face(self.face_backend.detect(image), source=str(path))
-            out.append(Identity(entry.identity_id, image, np.asarray(face.kps, dtype=np.float32)))
+            found = find_reference(self.face_backend, image, source=str(path))
+            out.append(Identity(entry.identity_id, image, np.asarray(found.face.kps, dtype=np.float32), found.n_faces))
         return out
 
     @cached_property
@@ -450,6 +463,16 @@ class BenchmarkSession:
         if self.lpips_metric is not None:
             prov["lpips"] = self.lpips_metric.provenance()
         prov["acceleration"] = self.acceleration_provenance()  # every stored number says how it was computed
+        from idrift.pipeline.infinite_you import noise_provenance
+
+        prov["noise"] = noise_provenance(self.device)  # seed S's noise depends on the generator's device type
+        if self.options.loras:
+            from idrift.models.lora import lora_provenance
+
+            prov["loras"] = lora_provenance(self.options.loras)
+        several = {i.id: i.n_faces for i in self.identities if i.n_faces > 1}
+        if several:  # references with several faces are used by their largest one: say which
+            prov["reference_faces"] = several
         if self.options.memory != "off":
             prov["memory"] = self.memory_provenance()
         return prov
@@ -460,6 +483,10 @@ class BenchmarkSession:
         set after specs_for, so --idrift-shard splits an accelerated grid exactly as it splits the eager one."""
         specs = specs_for(claim, self.context)
         label = self.options.acceleration_label
+        if self.options.loras:  # LoRAs change the images: their fingerprints and scales are part of every key
+            from idrift.models.lora import lora_label
+
+            specs = [spec.replace(loras=lora_label(self.options.loras)) for spec in specs]
         return specs if label == EAGER else [spec.replace(acceleration=label) for spec in specs]
 
     def run_claim(self, claim: Claim, progress: bool = False) -> ClaimResult:

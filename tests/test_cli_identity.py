@@ -75,8 +75,10 @@ def test_identity_json_output(images):
     ],
     ids=["no face", "missing file", "corrupt file", "arcface without weights"],
 )
-def test_identity_errors_are_one_clear_line(images, args, message):
-    result = idrift("identity", *[images / a if a.endswith(".png") else a for a in args])
+def test_identity_errors_are_one_clear_line(images, tmp_path, args, message):
+    # No antelopev2 in insightface's own root either (it is searched when no folder is given).
+    no_root = {"HOME": str(tmp_path / "home"), "INSIGHTFACE_HOME": str(tmp_path / "insightface")}
+    result = idrift("identity", *[images / a if a.endswith(".png") else a for a in args], env_extra=no_root)
     assert result.returncode == 2
     assert re.match(r"^idrift identity: error: " + message, result.stderr), result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -29,8 +29,10 @@ def assert_says_how_to_fix(message: str):
 # Folder checks: each problem is a ModelFolderError naming the folder, the files and the option.
 
 
-def test_no_folder_given(monkeypatch):
+def test_no_folder_given(monkeypatch, tmp_path):
     monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.insightface/models/antelopev2 either
+    monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path / "insightface"))
     with pytest.raises(ModelFolderError, match="no antelopev2 folder given") as info:
         ArcFaceBackend(None)
     assert_says_how_to_fix(str(info.value))
@@ -242,3 +244,115 @@ def test_build_identity_set_applies_the_age_filter_with_an_age_model(
     manifest = build_identity_set(tmp_path, tmp_path / "m.json", arcface, min_age=18)
     assert manifest.entries[0].age == synthetic_antelopev2.age
     assert manifest.created_with["filters"]["min_age"]["applied"] is True
+
+
+# ------------------------------------------------------------------------------------------------
+# Reference faces as InfiniteYou finds them: 640, then 320, then 160 px; the largest face.
+
+
+@pytest.mark.parametrize("face_at", [640, 320, 160])
+def test_reference_detection_falls_back_from_640_to_320_to_160(tmp_path, astronaut, face_at):
+    """A detector that finds the face only at one detection size (a dynamic-input stand-in): the reference
+    is found at the first size of 640, 320, 160 that finds it, in the photo's own pixels."""
+    from idrift.faces.select import find_reference
+    from idrift.faces.standin import SYNTH_FACE_BOX_DET, build_synthetic_antelopev2
+
+    backend = ArcFaceBackend(build_synthetic_antelopev2(tmp_path, face_at_det_size=face_at))
+    assert backend.static_det_size is None and backend.reference_det_sizes == ((640, 640), (320, 320), (160, 160))
+    assert [len(backend.detect(astronaut, det_size=(s, s))) for s in (640, 320, 160)] == [int(s == face_at) for s in (640, 320, 160)]
+    found = find_reference(backend, astronaut, source="astronaut.png")
+    assert found.det_size == (face_at, face_at) and found.n_faces == 1
+    scale = astronaut.shape[1] / face_at  # the detector saw the 512 px photo at face_at px
+    assert found.face.bbox == pytest.approx(tuple(v * scale for v in SYNTH_FACE_BOX_DET), abs=1e-3)
+    assert backend.provenance()["reference_det_sizes"] == [[640, 640], [320, 320], [160, 160]]
+
+
+def test_reference_detection_with_no_face_at_any_size_names_the_photo(tmp_path, astronaut):
+    from idrift.errors import NoFaceError
+    from idrift.faces.select import find_reference
+    from idrift.faces.standin import build_synthetic_antelopev2
+
+    backend = ArcFaceBackend(build_synthetic_antelopev2(tmp_path, face_at_det_size=480))  # never tried
+    with pytest.raises(NoFaceError, match=r"^astronaut\.png: no face found"):
+        find_reference(backend, astronaut, source="astronaut.png")
+
+
+def test_a_static_detector_runs_at_its_own_size_only(arcface):
+    assert arcface.static_det_size == (160, 160) and arcface.reference_det_sizes == ((160, 160),)
+
+
+def test_reference_with_several_faces_uses_the_largest_and_counts_them(synthetic_antelopev2, image_320):
+    from idrift.faces.select import find_reference
+
+    low = ArcFaceBackend(synthetic_antelopev2.folder, det_threshold=0.2, det_size=(160, 160))
+    found = find_reference(low, image_320, source="two.png")
+    assert found.n_faces == 2 and found.face.score == pytest.approx(0.9)
+    assert found.face.area == max(f.area for f in low.detect(image_320))
+
+
+def test_model_root_defaults_to_insightfaces_own_root(monkeypatch, tmp_path, synthetic_antelopev2):
+    """No --antelopev2 and no IDRIFT_ANTELOPEV2: insightface's own root ($INSIGHTFACE_HOME, else
+    ~/.insightface), where FaceAnalysis(name="antelopev2") keeps the models."""
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("INSIGHTFACE_HOME", raising=False)
+    shutil.copytree(synthetic_antelopev2.folder, home / ".insightface" / "models" / "antelopev2")
+    assert resolve_antelopev2(None) == home / ".insightface" / "models" / "antelopev2"
+    custom = tmp_path / "custom"
+    shutil.copytree(synthetic_antelopev2.folder, custom / "models" / "antelopev2")
+    monkeypatch.setenv("INSIGHTFACE_HOME", str(custom))
+    assert resolve_antelopev2(None) == custom / "models" / "antelopev2"
+    assert ArcFaceBackend(None, det_size=(160, 160)).folder == custom / "models" / "antelopev2"
+
+
+def test_weights_check_finds_antelopev2_in_insightfaces_root(monkeypatch, tmp_path, synthetic_antelopev2):
+    from idrift.models.paths import WeightPaths, check_weights
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path / "if_home"))
+    paths = WeightPaths(infiniteyou=str(tmp_path / "InfiniteYou"))  # holds no supports/insightface
+    [missing] = check_weights(paths, ["antelopev2"])
+    assert not missing.found and str(tmp_path / "if_home" / "models" / "antelopev2") in missing.problems[0]
+    shutil.copytree(synthetic_antelopev2.folder, tmp_path / "if_home" / "models" / "antelopev2")
+    [found] = check_weights(paths, ["antelopev2"])
+    assert found.found and found.path == str(tmp_path / "if_home" / "models" / "antelopev2")
+    (tmp_path / "InfiniteYou" / "supports" / "insightface" / "models").mkdir(parents=True)
+    shutil.copytree(synthetic_antelopev2.folder, tmp_path / "InfiniteYou" / "supports" / "insightface" / "models" / "antelopev2")
+    assert paths.location("antelopev2").is_relative_to(tmp_path / "InfiniteYou")  # the InfiniteYou copy first
+
+
+LOWEST_INSIGHTFACE = "IDRIFT_INSIGHTFACE_LOWEST"  # a folder with the lowest allowed insightface installed (--target)
+
+
+@pytest.mark.skipif(not __import__("os").environ.get(LOWEST_INSIGHTFACE),
+                    reason=f"set {LOWEST_INSIGHTFACE} to a folder holding insightface 0.7.3 (pip install --target)")
+def test_backend_runs_on_the_lowest_allowed_insightface(tmp_path, synthetic_antelopev2):
+    """insightface 0.7.3 (InfiniteYou's pin, pyproject's floor) has no detect(det_thresh=): the backend must
+    run on it, threshold and fallback included. In a subprocess with that insightface first on the path."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from idrift.faces.standin import build_synthetic_antelopev2
+
+    repo = Path(__file__).resolve().parents[1]
+    dynamic = build_synthetic_antelopev2(tmp_path / "dyn", face_at_det_size=320)
+    code = f"""
+import insightface, numpy as np
+from skimage import data
+from idrift.faces.arcface import ArcFaceBackend
+from idrift.faces.select import find_reference
+assert insightface.__version__ == "0.7.3", insightface.__version__
+low = ArcFaceBackend({str(synthetic_antelopev2.folder)!r}, det_threshold=0.2, det_size=(160, 160))
+image = np.ascontiguousarray(data.astronaut())
+assert sorted(round(f.score, 2) for f in low.detect(image)) == [0.3, 0.9]
+assert len(ArcFaceBackend({str(synthetic_antelopev2.folder)!r}, det_size=(160, 160)).detect(image)) == 1
+found = find_reference(ArcFaceBackend({str(dynamic)!r}), image, source="astronaut")
+assert found.det_size == (320, 320), found
+print("ok", insightface.__version__)
+"""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.environ[LOWEST_INSIGHTFACE], str(repo)]))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "ok 0.7.3" in out.stdout, out.stderr[-3000:]

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from idrift.errors import ImageError, MultipleFacesError, NoFaceError
-from idrift.faces import largest_face, load_image, make_backend, reference_face
+from idrift.faces import find_reference, largest_face, load_image, make_backend, reference_face, single_face
 from idrift.faces.dlib_backend import keypoints_from_68
 
 SAME_MIN = 0.97  # measured minimum 0.982 (half resolution)
@@ -129,8 +129,11 @@ def test_full_astronaut_has_a_false_detection_so_selection_matters(dlib_backend,
     assert len(faces) == 2
     face = largest_face(faces)
     assert face.bbox[:2] == (175.0, 76.0) and face.score > 1.0
-    with pytest.raises(MultipleFacesError) as info:
-        reference_face(faces, source="astronaut.png")
+    assert reference_face(faces, source="astronaut.png") is face  # a reference is used by its largest face
+    found = find_reference(dlib_backend, astronaut, source="astronaut.png")
+    assert (found.face.bbox, found.n_faces, found.det_size) == (face.bbox, 2, None)  # dlib: one pass, no sizes
+    with pytest.raises(MultipleFacesError) as info:  # the identity-set builder's single-face filter
+        single_face(faces, source="astronaut.png")
     message = str(info.value)
     assert (
         message.startswith("astronaut.png: found 2 faces")
@@ -139,9 +142,13 @@ def test_full_astronaut_has_a_false_detection_so_selection_matters(dlib_backend,
     )
 
 
-def test_group_photo_is_not_a_reference(t1_faces, t1_path):
+def test_group_photo_is_used_by_its_largest_face_and_fails_the_single_face_filter(dlib_backend, t1_faces, t1_path):
+    areas = [(f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]) for f in t1_faces]
+    found = find_reference(dlib_backend, load_image(t1_path), source=str(t1_path))
+    assert found.n_faces == 6 and found.face.bbox == t1_faces[int(np.argmax(areas))].bbox
+    assert sorted(areas)[-1] > sorted(areas)[-2]  # the choice is not a tie
     with pytest.raises(MultipleFacesError, match=r"t1\.jpg: found 6 faces .* crop the image"):
-        reference_face(t1_faces, source=str(t1_path))
+        single_face(t1_faces, source=str(t1_path))
 
 
 def test_no_face(dlib_backend):

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from idrift.errors import MultipleFacesError, NoFaceError, NonFiniteError
+from idrift.errors import NoFaceError, NonFiniteError
 from idrift.metrics.identity import (
     IdentitySimilarity,
     backend_agreement,
@@ -73,16 +73,19 @@ def test_compute_zero_and_detected_aggregations(measured):
     assert out["mean"] > zero["mean"]
 
 
-def test_reference_must_have_exactly_one_face(dlib_backend, t1_path, astronaut):
+def test_reference_uses_the_largest_face_and_counts_them(dlib_backend, t1_path, astronaut):
     from skimage import data
 
+    from idrift.faces import largest_face, load_image
+
     metric = IdentitySimilarity(dlib_backend)
-    with pytest.raises(MultipleFacesError, match=r"t1\.jpg: found 6 faces"):
-        metric.reference("group", t1_path)
+    group = metric.reference("group", t1_path)
+    assert group.bbox == largest_face(dlib_backend.detect(load_image(t1_path))).bbox
+    assert metric.reference_face_counts["group"] == 6
     with pytest.raises(NoFaceError, match=r"^coffee photo: no face found"):
         metric.reference("coffee", data.coffee(), source="coffee photo")
-    with pytest.raises(MultipleFacesError, match=r"^reference 'astro': found 2 faces"):
-        metric.reference("astro", astronaut)  # the full photo: face + mission patch
+    astro = metric.reference("astro", astronaut)  # the full photo: face + mission patch
+    assert astro.bbox[:2] == (175.0, 76.0) and metric.reference_face_counts["astro"] == 2
 
 
 def test_usage_errors(dlib_backend, builtin_manifest):

@@ -36,7 +36,8 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         "--antelopev2",
         metavar="DIR",
         default=None,
-        help="antelopev2 model folder (or an insightface root holding models/antelopev2); default $IDRIFT_ANTELOPEV2",
+        help="antelopev2 model folder (or an insightface root holding models/antelopev2); default $IDRIFT_ANTELOPEV2, "
+        "else insightface's own model root ($INSIGHTFACE_HOME or ~/.insightface)",
     )
     parser.add_argument(
         "--det-threshold",

@@ -74,6 +74,9 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=1, metavar="N",
                         help="generate up to N samples that differ only in the seed as one batch (default 1) "
                              "[pytest --idrift-batch-size]")
+    parser.add_argument("--lora", action="append", default=[], metavar="PATH[:SCALE]",
+                        help="load this FLUX LoRA on the backbones (repeatable; SCALE default 1), as InfiniteYou's "
+                             "load_loras does; part of every sample's key [pytest --idrift-lora]")
     for opt in WEIGHT_OPTIONS:
         kwargs = {"choices": INFU_VARIANTS} if opt.field == "infu_variant" else {"metavar": "PATH"}
         parser.add_argument(opt.cli_option, dest=opt.field, default=None,
@@ -111,7 +114,7 @@ def run(args) -> int:
         aggregation=args.aggregation, require_real=args.require_real,
         weights={opt.field: getattr(args, opt.field, None) for opt in WEIGHT_OPTIONS},
         accelerate=args.accelerate, step_cache=args.step_cache, memory=args.memory, batch_size=args.batch_size,
-        command="idrift run",
+        loras=tuple(args.lora), command="idrift run",
     )
     session = BenchmarkSession(options)  # builds nothing yet
     session.check_acceleration()  # e.g. lossy on a CPU: one line, before any model loads

@@ -47,7 +47,7 @@ import numpy as np
 
 from idrift.errors import FaceError, IdriftError, ImageError, NonFiniteError
 from idrift.faces.image_io import load_image
-from idrift.faces.select import reference_face
+from idrift.faces.select import single_face
 
 SCHEMA_VERSION = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -348,7 +348,7 @@ def _check_photo(file: Path, rel: str, backend, min_score, min_face_width, min_a
     except NonFiniteError as exc:  # one broken embedding rejects the photo, not the whole build
         return f"embedding failed: {exc}", None
     try:
-        face = reference_face(faces, source=rel)
+        face = single_face(faces, source=rel)  # the paper's single-face filter (rejection log)
     except FaceError as exc:
         return str(exc), None
     if not face.score > min_score:

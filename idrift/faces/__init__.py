@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from idrift.faces.base import DetectedFace, FaceBackend
 from idrift.faces.image_io import as_rgb_uint8, load_image
-from idrift.faces.select import largest_face, reference_face
+from idrift.faces.select import ReferenceDetection, find_reference, largest_face, reference_face, single_face
 
 BACKENDS = ("arcface", "dlib")
 
 
 def make_backend(name: str, **kw) -> FaceBackend:
-    """Build a backend by name. "arcface" takes `model_root` (None: $IDRIFT_ANTELOPEV2), `det_threshold`,
+    """Build a backend by name. "arcface" takes `model_root` (None: $IDRIFT_ANTELOPEV2, else insightface's
+    own model root), `det_threshold`,
     `det_size`, `providers`; "dlib" takes `det_threshold`, `upsample`."""
     if name == "arcface":
         from idrift.faces.arcface import ArcFaceBackend
@@ -36,9 +37,12 @@ __all__ = [
     "BACKENDS",
     "DetectedFace",
     "FaceBackend",
+    "ReferenceDetection",
     "as_rgb_uint8",
+    "find_reference",
     "largest_face",
     "load_image",
     "make_backend",
     "reference_face",
+    "single_face",
 ]

@@ -9,7 +9,17 @@ files expected, and how to point idrift at the right one.
 `model_root` may be either
   - insightface's root, holding `models/antelopev2/` (e.g. `~/.insightface`), or
   - the `antelopev2/` folder itself (the five .onnx files of antelopev2.zip);
-None reads the folder from the environment variable `IDRIFT_ANTELOPEV2`.
+None reads the folder from the environment variable `IDRIFT_ANTELOPEV2`, else uses insightface's own
+model root (`$INSIGHTFACE_HOME/models/antelopev2`, then `~/.insightface/models/antelopev2`) when it holds one.
+
+Reference faces are found as InfiniteYou's own code finds them (`detect_reference`): detection at 640 px,
+then 320, then 160 when nothing is found (a face that fills the photo is too large for SCRFD's anchors at
+640), and the largest face of the first size that finds any. A detector with a static input size (the
+test stand-ins) runs at that size only.
+
+insightface: only calls that every allowed version has (0.7.3, which InfiniteYou pins, and later): the
+detection threshold is the detector's `det_thresh`, set by `prepare(..., det_thresh=)`, never a
+`detect(..., det_thresh=)` argument, which 0.7.3 does not accept.
 
 insightface works on BGR images (OpenCV order): `detect` takes RGB like every idrift backend and
 flips the channels once; the models' own preprocessing (`blobFromImage(..., swapRB=True)`) turns them
@@ -44,6 +54,7 @@ HOW_TO_SET = (
 )
 # The files of antelopev2.zip that idrift uses, by role. (1k3d68.onnx and 2d106det.onnx, the landmark
 # models, are part of the package but not needed.)
+REFERENCE_DET_SIZES = (640, 320, 160)  # InfiniteYou's _detect_face: 640, then 320, then 160
 REQUIRED_FILES = {
     "detection": "scrfd_10g_bnkps.onnx",
     "recognition": "glintr100.onnx",
@@ -54,10 +65,14 @@ REQUIRED_FILES = {
 def resolve_antelopev2(model_root: str | os.PathLike | None) -> Path:
     """The antelopev2 folder for `model_root` (see the module docstring), checked for the required files."""
     if model_root is None:
-        env = os.environ.get(ENV_VAR)
-        if not env:
-            raise ModelFolderError(f"no antelopev2 folder given (the ArcFace identity metric needs one); {HOW_TO_SET}")
-        model_root = env
+        from idrift.models.paths import insightface_antelopev2_candidates
+
+        candidates = insightface_antelopev2_candidates()
+        model_root = os.environ.get(ENV_VAR) or next((c for c in candidates if c.is_dir()), None)
+        if not model_root:
+            raise ModelFolderError(
+                f"no antelopev2 folder given (the ArcFace identity metric needs one) and none in insightface's "
+                f"model root ({', '.join(str(c) for c in candidates)}); {HOW_TO_SET}")
     root = Path(model_root).expanduser()
     expected = ", ".join(REQUIRED_FILES.values())
     if not root.exists():
@@ -120,8 +135,12 @@ class ArcFaceBackend:
                 f"{self.folder / REQUIRED_FILES['detection']} is a detector without keypoint outputs; "
                 "alignment needs the 5 keypoints of scrfd_10g_bnkps (the 'kps' variant)"
             )
-        # ctx_id 0 keeps the requested providers (a negative ctx_id would force the CPU).
+        # ctx_id 0 keeps the requested providers (a negative ctx_id would force the CPU). prepare() sets the
+        # detector's det_thresh in every insightface version; detect() then reads it.
         self._detector.prepare(0, input_size=self.det_size, det_thresh=self.det_threshold)
+        # A detector whose ONNX input has a fixed size runs at that size only (no fallback).
+        shape = self._detector.session.get_inputs()[0].shape  # (1, 3, H, W); names where the size is dynamic
+        self.static_det_size = (int(shape[3]), int(shape[2])) if all(isinstance(v, int) for v in shape[2:4]) else None
         self._provenance: dict | None = None
 
     def _load(self, role: str, path: Path):
@@ -142,12 +161,32 @@ class ArcFaceBackend:
             )
         return model
 
-    def detect(self, image: np.ndarray, *, with_age: bool = False) -> list[DetectedFace]:
+    @property
+    def reference_det_sizes(self) -> tuple[tuple[int, int], ...]:
+        """The detector sizes `detect_reference` tries, in order."""
+        if self.static_det_size is not None:
+            return (self.static_det_size,)
+        return tuple((s, s) for s in REFERENCE_DET_SIZES)
+
+    def detect_reference(self, image: np.ndarray, *, with_age: bool = False) -> tuple[list[DetectedFace], tuple[int, int]]:
+        """The faces of a reference photo as InfiniteYou finds them: at 640, else 320, else 160 px.
+        Returns (faces, the detector size that found them; the last size tried when none did)."""
+        faces: list[DetectedFace] = []
+        for size in self.reference_det_sizes:
+            faces = self.detect(image, with_age=with_age, det_size=size)
+            if faces:
+                break
+        return faces, size
+
+    def detect(self, image: np.ndarray, *, with_age: bool = False, det_size: tuple[int, int] | None = None) -> list[DetectedFace]:
+        """All faces above `det_threshold`, detected at `det_size` (default: the backend's)."""
         from insightface.app.common import Face
         from insightface.utils.face_align import norm_crop
 
         bgr = np.ascontiguousarray(as_rgb_uint8(image)[:, :, ::-1])
-        det, kpss = self._detector.detect(bgr, input_size=self.det_size, max_num=0, det_thresh=self.det_threshold)
+        size = self.det_size if det_size is None else (int(det_size[0]), int(det_size[1]))
+        self._detector.det_thresh = self.det_threshold  # portable: detect(det_thresh=) is not in insightface 0.7.3
+        det, kpss = self._detector.detect(bgr, input_size=size, max_num=0)
         faces = []
         for row, kps in zip(det, kpss):
             bbox = tuple(float(v) for v in row[:4])
@@ -186,6 +225,7 @@ class ArcFaceBackend:
                 "folder": str(self.folder),
                 "det_threshold": self.det_threshold,
                 "det_size": list(self.det_size),
+                "reference_det_sizes": [list(s) for s in self.reference_det_sizes],
                 "models": {filename: file_sha256_short(self.folder / filename) for filename in REQUIRED_FILES.values()},
                 "providers_requested": list(self.providers_requested),
                 "providers": self.session_providers(),

@@ -338,17 +338,17 @@ def synthetic_projection() -> np.ndarray:
     return np.random.default_rng(0).standard_normal((192, 512)).astype(np.float32)
 
 
-def _scrfd_outputs() -> list[tuple[str, np.ndarray]]:
+def _scrfd_outputs(size: int = SYNTH_DET_SIZE) -> list[tuple[str, np.ndarray]]:
     scores, boxes, kpss = [], [], []
     for stride in STRIDES:
-        n = (SYNTH_DET_SIZE // stride) ** 2 * NUM_ANCHORS
+        n = (size // stride) ** 2 * NUM_ANCHORS
         scores.append(np.zeros((n, 1), np.float32))
         boxes.append(np.ones((n, 4), np.float32))
         kpss.append(np.zeros((n, 10), np.float32))
 
     def place(level, stride, cell_x, cell_y, score, box):
         # Anchors are row-major cells, two anchors per cell, centred at (cell_x, cell_y) * stride.
-        index = (cell_y * (SYNTH_DET_SIZE // stride) + cell_x) * NUM_ANCHORS
+        index = (cell_y * (size // stride) + cell_x) * NUM_ANCHORS
         scores[level][index, 0] = score
         boxes[level][index], kpss[level][index] = _anchor_targets(box, (cell_x * stride, cell_y * stride), stride)
 
@@ -361,8 +361,55 @@ def _scrfd_outputs() -> list[tuple[str, np.ndarray]]:
     return named
 
 
-def build_synthetic_antelopev2(folder: str | Path) -> Path:
-    """Write the known-behaviour TEST stand-ins (module docstring) into `folder`; returns it."""
+def _size_dependent_detector(face_at: int, path: Path) -> None:
+    """A detector with a dynamic input that reports the synthetic faces only for a `face_at` x `face_at`
+    input and nothing at any other size (all-zero scores of the size's anchor counts): a reference that
+    SCRFD finds only at one detection size, for the 640 -> 320 -> 160 fallback."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    c = numpy_helper.from_array
+    nodes = [
+        helper.make_node("Shape", ["input.1"], ["in_shape"], name="shape"),
+        helper.make_node("Gather", ["in_shape", "idx_w"], ["in_w"], axis=0, name="width"),
+        helper.make_node("Gather", ["in_shape", "idx_h"], ["in_h"], axis=0, name="height"),
+        helper.make_node("Equal", ["in_w", "face_w"], ["is_w"], name="eq_w"),
+        helper.make_node("Equal", ["in_h", "face_w"], ["is_h"], name="eq_h"),
+        helper.make_node("And", ["is_w", "is_h"], ["found"], name="and"),
+    ]
+    inits = [c(np.array(3, np.int64), "idx_w"), c(np.array(2, np.int64), "idx_h"), c(np.array(face_at, np.int64), "face_w")]
+    def out_info(name, array):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["anchors_" + name.split("_")[1], array.shape[1]])
+
+    outputs = [out_info(n, a) for n, a in _scrfd_outputs(face_at)]
+    then_nodes = [helper.make_node("Constant", [], [n], value=c(a, n + "_v"), name="c_" + n) for n, a in _scrfd_outputs(face_at)]
+    else_nodes = []
+    for name, array in _scrfd_outputs(face_at):
+        kind, stride = name.split("_")
+        stride_c, width_c = f"stride_{name}", f"cols_{name}"
+        inits += [c(np.array(int(stride), np.int64), stride_c), c(np.array([array.shape[1]], np.int64), width_c)]
+        else_nodes += [
+            helper.make_node("Div", ["in_h", stride_c], [f"rows_{name}"], name=f"rh_{name}"),
+            helper.make_node("Div", ["in_w", stride_c], [f"colsw_{name}"], name=f"rw_{name}"),
+            helper.make_node("Mul", [f"rows_{name}", f"colsw_{name}"], [f"cells_{name}"], name=f"cells_{name}_n"),
+            helper.make_node("Mul", [f"cells_{name}", "anchors"], [f"n_{name}"], name=f"n_{name}_n"),
+            helper.make_node("Unsqueeze", [f"n_{name}", "axis0"], [f"n1_{name}"], name=f"u_{name}"),
+            helper.make_node("Concat", [f"n1_{name}", width_c], [f"shape_{name}"], axis=0, name=f"s_{name}"),
+            helper.make_node("ConstantOfShape", [f"shape_{name}"], [name],
+                             value=c(np.array([1.0 if kind == "bbox" else 0.0], np.float32), f"v_{name}"), name=f"z_{name}"),
+        ]
+    inits += [c(np.array(NUM_ANCHORS, np.int64), "anchors"), c(np.array([0], np.int64), "axis0")]
+    then_graph = helper.make_graph(then_nodes, "face", [], [out_info(n, a) for n, a in _scrfd_outputs(face_at)])
+    else_graph = helper.make_graph(else_nodes, "no_face", [], [out_info(n, a) for n, a in _scrfd_outputs(face_at)])
+    nodes.append(helper.make_node("If", ["found"], [n for n, _ in _scrfd_outputs(face_at)], then_branch=then_graph,
+                                  else_branch=else_graph, name="if_found"))
+    det_in = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, "height", "width"])
+    _save(helper.make_graph(nodes, "scrfd", [det_in], outputs, initializer=inits), path)
+
+
+def build_synthetic_antelopev2(folder: str | Path, face_at_det_size: int | None = None) -> Path:
+    """Write the known-behaviour TEST stand-ins (module docstring) into `folder`; returns it.
+    `face_at_det_size`: a detector with a dynamic input that finds the faces only at that detection size
+    (`_size_dependent_detector`) instead of the static 160x160 one."""
     from onnx import TensorProto, helper, numpy_helper
 
     folder = Path(folder)
@@ -384,6 +431,8 @@ def build_synthetic_antelopev2(folder: str | Path) -> Path:
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(array.shape)))
     det_in = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, SYNTH_DET_SIZE, SYNTH_DET_SIZE])
     _save(helper.make_graph(nodes, "scrfd", [det_in], outputs, initializer=inits), folder / "scrfd_10g_bnkps.onnx")
+    if face_at_det_size is not None:
+        _size_dependent_detector(int(face_at_det_size), folder / "scrfd_10g_bnkps.onnx")
 
     # Recogniser: node names avoid 'Sub'/'Mul' prefixes, so insightface normalises with mean/std 127.5.
     rec_nodes = [

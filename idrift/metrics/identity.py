@@ -1,7 +1,7 @@
 """Identity similarity: cosine similarity between a reference face and the face of each generated image.
 
 The paper's ID metric (ArcFace cosine similarity) as a torchmetrics-style accumulator. Rules:
-- a reference image must show exactly one face (`idrift.faces.select.reference_face`);
+- a reference image is used by its largest face, found as InfiniteYou finds it (`idrift.faces.select.find_reference`);
 - a generated image is measured on its largest face (`largest_face`); several faces are allowed;
 - a generated image with NO face is a failed detection. It is recorded, never dropped: with
   `aggregation="zero"` (the default) it counts as similarity 0 in `mean`, because a generator that
@@ -33,7 +33,7 @@ import numpy as np
 from idrift.errors import NonFiniteError
 from idrift.faces.base import DetectedFace, FaceBackend
 from idrift.faces.image_io import as_rgb_uint8, load_image
-from idrift.faces.select import largest_face, reference_face
+from idrift.faces.select import find_reference, largest_face
 
 AGGREGATIONS = ("zero", "detected")
 
@@ -81,18 +81,21 @@ class IdentitySimilarity:
         self.backend = backend
         self.aggregation = aggregation
         self._references: dict[str, DetectedFace] = {}
+        self.reference_face_counts: dict[str, int] = {}  # faces found in each reference (the largest is used)
         self.records: list[dict] = []
 
     def reference(self, key: str, image, source: str | None = None) -> DetectedFace:
-        """Detect the one face of a reference image (path, bytes, PIL or RGB array) and cache it under `key`.
+        """Detect a reference image's faces (path, bytes, PIL or RGB array) and cache its largest under `key`;
+        `reference_face_counts[key]` says how many it showed.
 
         `source` names the image in errors (default: its path, else the key).
         """
         if source is None:
             source = str(image) if isinstance(image, (str, os.PathLike)) else f"reference {key!r}"
-        face = reference_face(self.backend.detect(_as_image(image, source)), source=source)
-        self._references[key] = face
-        return face
+        found = find_reference(self.backend, _as_image(image, source), source=source)
+        self._references[key] = found.face
+        self.reference_face_counts[key] = found.n_faces
+        return found.face
 
     def update(self, sample_key: str, reference_key: str, generated_image) -> dict:
         """Measure one generated image against a cached reference; returns (and keeps) its record:

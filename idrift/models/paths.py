@@ -15,7 +15,7 @@ An empty value counts as unset.
 | FLUX.1-schnell (diffusers folder) | `--idrift-flux-schnell` | `--flux-schnell` | `IDRIFT_FLUX_SCHNELL` | `black-forest-labs/FLUX.1-schnell` (HF cache) |
 | InfiniteYou root | `--idrift-infiniteyou` | `--infiniteyou` | `IDRIFT_INFINITEYOU` | `ByteDance/InfiniteYou` (HF cache) |
 | InfiniteYou variant | `--idrift-infu-variant` | `--infu-variant` | `IDRIFT_INFU_VARIANT` | `aes_stage2` (or `sim_stage1`) |
-| insightface antelopev2 folder | `--idrift-antelopev2` | `--antelopev2` | `IDRIFT_ANTELOPEV2` | `<InfiniteYou>/supports/insightface/models/antelopev2` |
+| insightface antelopev2 folder | `--idrift-antelopev2` | `--antelopev2` | `IDRIFT_ANTELOPEV2` | `<InfiniteYou>/supports/insightface/models/antelopev2`, else insightface's own root (`$INSIGHTFACE_HOME` or `~/.insightface`)`/models/antelopev2` |
 | ArcFace IR-SE50 (`recognition_arcface_ir_se50.pth`) | `--idrift-arcface-ir-se50` | `--arcface-ir-se50` | `IDRIFT_ARCFACE_IR_SE50` | facexlib's `facexlib/weights/` (when facexlib is installed), else `<torch hub>/checkpoints/` |
 | VGG16 for LPIPS (`vgg16-397923af.pth`) | `--idrift-vgg16` | `--vgg16` | `IDRIFT_VGG16` | `<torch hub>/checkpoints/vgg16-397923af.pth` (`torch.hub.get_dir()`) |
 
@@ -61,6 +61,15 @@ DEFAULT_INFINITEYOU = "ByteDance/InfiniteYou"
 INFU_VARIANTS = ("aes_stage2", "sim_stage1")
 INFU_VERSION_DIR = "infu_flux_v1.0"
 ANTELOPEV2_IN_INFINITEYOU = Path("supports", "insightface", "models", "antelopev2")
+INSIGHTFACE_HOME_ENV = "INSIGHTFACE_HOME"  # insightface's own model root (default ~/.insightface)
+
+
+def insightface_antelopev2_candidates() -> list[Path]:
+    """antelopev2 inside insightface's own model root, where `FaceAnalysis(name="antelopev2")` keeps it:
+    $INSIGHTFACE_HOME/models/antelopev2 when that is set, then ~/.insightface/models/antelopev2."""
+    roots = [Path(os.environ[INSIGHTFACE_HOME_ENV]).expanduser()] if os.environ.get(INSIGHTFACE_HOME_ENV) else []
+    roots.append(Path("~/.insightface").expanduser())
+    return [root / "models" / "antelopev2" for root in roots]
 # The antelopev2 files idrift's ArcFace backend uses (idrift.faces.arcface.REQUIRED_FILES).
 ANTELOPEV2_REQUIRED = ("scrfd_10g_bnkps.onnx", "glintr100.onnx", "genderage.onnx")
 ARCFACE_FILE = "recognition_arcface_ir_se50.pth"
@@ -215,8 +224,16 @@ class WeightPaths:
         """(local path, how to show it). Raises WeightsError for an uncached hub id."""
         value = getattr(self, name)
         if name == "antelopev2" and value is None:
-            root, shown = self._located("infiniteyou")
-            return root / ANTELOPEV2_IN_INFINITEYOU, f"{shown}/{ANTELOPEV2_IN_INFINITEYOU.as_posix()}"
+            # The copy inside the InfiniteYou root, else insightface's own model root (the first that exists).
+            candidates = []
+            try:
+                root, shown = self._located("infiniteyou")
+                candidates.append((root / ANTELOPEV2_IN_INFINITEYOU, f"{shown}/{ANTELOPEV2_IN_INFINITEYOU.as_posix()}"))
+            except WeightsError:
+                if not any(c.is_dir() for c in insightface_antelopev2_candidates()):
+                    raise
+            candidates += [(c, str(c)) for c in insightface_antelopev2_candidates()]
+            return next((c for c in candidates if c[0].is_dir()), candidates[0])
         if name == "arcface_ir_se50" and value is None:
             candidates = _arcface_candidates()
             found = next((c for c in candidates if c.exists()), candidates[0])
@@ -617,7 +634,8 @@ def check_weights(
         option = opt.named(option_prefix)
         where = paths_where(paths, component, option_prefix)
         if component == "antelopev2" and paths.antelopev2 is None:
-            where = " (default: inside the InfiniteYou root)"
+            searched = ", ".join(str(c) for c in insightface_antelopev2_candidates())
+            where = f" (default: inside the InfiniteYou root, else insightface's model root: {searched})"
         sets = f"set {option} or {opt.env}"
         try:
             path, shown = paths._located(component)

@@ -11,6 +11,15 @@ guidance embedding, guidance_scale 0): the paper's swap changes only the backbon
 idrift drives the loop itself instead of subclassing FluxControlNetPipeline, so that it can time
 InfuseNet and the backbone separately, skip InfuseNet when its scale is 0, reuse text and identity
 encodings across runs, and read the x0 prediction off the trajectory.
+
+Noise and decoding are those of the official pipeline (InfiniteYou's `FluxInfuseNetPipeline` on diffusers'
+`FluxControlNetPipeline`), so that seed S gives InfiniteYou's image for seed S: one `torch.Generator` per
+sample, on the execution device, seeded with the sample's seed, draws first the VAE posterior sample of
+the control image (`latent_dist.sample`: shape and dtype of the posterior mean) and then the initial
+latents (`prepare_latents`: `randn_tensor` in the backbone's dtype), both through diffusers'
+`randn_tensor`. The two draws are thus independent. The decoded image goes to 8 bit through
+`VaeImageProcessor`'s own postprocess arithmetic (denormalised in the decoder's dtype). CPU and CUDA
+generators give different numbers for one seed, so images depend on the device type (`noise_provenance`).
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from idrift.config import GenerationResult, RunSpec
@@ -96,9 +107,21 @@ def nonfinite_samples(x: torch.Tensor, specs: list[RunSpec]) -> str:
 
 
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
-    """(1, 3, H, W) in [-1, 1] -> PIL RGB."""
-    array = ((image[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(array)
+    """(1, 3, H, W) in [-1, 1] -> PIL RGB, as diffusers' `VaeImageProcessor.postprocess` does it: denormalised
+    ((x * 0.5 + 0.5).clamp(0, 1)) in the decoder's dtype, then float32 on the CPU, * 255, rounded."""
+    denormalised = VaeImageProcessor.denormalize(image[:1])
+    return VaeImageProcessor.numpy_to_pil(VaeImageProcessor.pt_to_numpy(denormalised))[0]
+
+
+NOISE_SCHEME = "infiniteyou-official/1"  # what noise_provenance describes; bumps when the draws change
+
+
+def noise_provenance(device) -> dict:
+    """How the noise of a run on `device` is drawn: recorded with every run, since one seed gives other
+    numbers on another device type (CPU and CUDA generators differ)."""
+    return {"scheme": NOISE_SCHEME, "generator_device": torch.device(device).type,
+            "draws": ["vae posterior sample of the control image (vae dtype)",
+                      "initial latents (backbone dtype)"]}
 
 
 class InfiniteYouPipeline:
@@ -163,26 +186,41 @@ class InfiniteYouPipeline:
             self._identity_cache[reference.key] = tokens.to(self.dtype)
         return self._identity_cache[reference.key]
 
-    @torch.no_grad()
-    def control_latents(self, reference: IdentityReference, spec: RunSpec) -> torch.Tensor:
+    def generator(self, spec: RunSpec) -> torch.Generator:
+        """The sample's generator: on the execution device, seeded with its seed, as `seed_everything(seed)`
+        seeds the device's default generator in InfiniteYou's own code. It draws the control posterior sample
+        and then the initial latents (`noise`)."""
+        return torch.Generator(device=self.device).manual_seed(spec.seed)
+
+    def control_canvas(self, reference: IdentityReference, spec: RunSpec) -> Image.Image:
+        """The InfuseNet control image of `spec`: the reference keypoints drawn on black, or all black."""
         size = (spec.width, spec.height)
         if spec.control == "keypoints":
             h, w = reference.image.shape[:2]
-            canvas = draw_keypoints(fit_keypoints(reference.kps, (w, h), size), size)
-        else:
-            canvas = black_canvas(size)
+            return draw_keypoints(fit_keypoints(reference.kps, (w, h), size), size)
+        return black_canvas(size)
+
+    @torch.no_grad()
+    def control_latents(self, reference: IdentityReference, spec: RunSpec,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+        """The packed control latents: a sample of the VAE posterior of the control image, drawn from
+        `generator` (None: the sample's own fresh generator, whose first draw this is)."""
+        size = (spec.width, spec.height)
         vae = self.bundle.vae
         cache_key = (reference.key, spec.control, size)
         if cache_key not in self._control_cache:  # the posterior depends on the canvas only
             # uint8 to the device first: converting 3 M pixels on the CPU left the H100 idle (a 54 ms gap under
-            # the profiler; the eager control-image stage fell 0.064 -> 0.053 s). Same float32 arithmetic.
-            pixels = torch.from_numpy(np.array(canvas)).to(self.device).permute(2, 0, 1)[None].float() / 127.5 - 1
+            # the profiler). The float32 arithmetic is VaeImageProcessor.preprocess's: x / 255, then 2x - 1.
+            canvas = np.array(self.control_canvas(reference, spec))
+            pixels = torch.from_numpy(canvas).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+            pixels = VaeImageProcessor.normalize(pixels)
             self._control_cache[cache_key] = self._run("vae_encode", self._posterior, keep=True,
                                                        pixels=pixels.to(vae.dtype))
         mean, std = self._control_cache[cache_key]
-        # Sample the VAE posterior with the run's own generator (not the global RNG): reproducible.
-        generator = torch.Generator(device="cpu").manual_seed(spec.seed)
-        latents = mean + std * torch.randn(mean.shape, generator=generator).to(mean.device, mean.dtype)
+        generator = self.generator(spec) if generator is None else generator
+        # DiagonalGaussianDistribution.sample: randn_tensor of the mean's shape, device and dtype.
+        sample = randn_tensor(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        latents = mean + std * sample
         latents = (latents - vae.config.shift_factor) * vae.config.scaling_factor
         return pack_latents(latents).to(self.dtype)
 
@@ -199,14 +237,35 @@ class InfiniteYouPipeline:
         scheduler.set_timesteps(sigmas=sigmas, mu=mu, device=self.device)
         return scheduler
 
-    def initial_latents(self, spec: RunSpec) -> tuple[torch.Tensor, int, int]:
+    def latent_size(self, spec: RunSpec) -> tuple[int, int]:
+        """(latent_h, latent_w) of `spec`'s initial latents, as FluxPipeline.prepare_latents computes them."""
+        return 2 * (spec.height // (self.vae_scale * 2)), 2 * (spec.width // (self.vae_scale * 2))
+
+    def initial_latents(self, spec: RunSpec, generator: torch.Generator | None = None) -> tuple[torch.Tensor, int, int]:
+        """The packed initial latents drawn from `generator` (prepare_latents: randn_tensor in the backbone's
+        dtype). None: the sample's own fresh generator, after the control posterior draw it makes first, so
+        that this is seed S's initial noise whatever else was drawn."""
+        if generator is None:
+            generator = self.generator(spec)
+            self._skip_control_draw(spec, generator)
         channels = self.bundle.vae.config.latent_channels
-        latent_h = 2 * (spec.height // (self.vae_scale * 2))
-        latent_w = 2 * (spec.width // (self.vae_scale * 2))
-        # Noise drawn on the CPU from the spec's seed: the same starting point on every device.
-        generator = torch.Generator(device="cpu").manual_seed(spec.seed)
-        noise = torch.randn((1, channels, latent_h, latent_w), generator=generator)
-        return pack_latents(noise).to(self.device, self.dtype), latent_h, latent_w
+        latent_h, latent_w = self.latent_size(spec)
+        noise = randn_tensor((1, channels, latent_h, latent_w), generator=generator, device=self.device, dtype=self.dtype)
+        return pack_latents(noise), latent_h, latent_w
+
+    def _skip_control_draw(self, spec: RunSpec, generator: torch.Generator) -> None:
+        """Advance `generator` past the control posterior draw (same shape, dtype and device, not used)."""
+        vae = self.bundle.vae
+        shape = (1, vae.config.latent_channels, spec.height // self.vae_scale, spec.width // self.vae_scale)
+        randn_tensor(shape, generator=generator, device=self.device, dtype=vae.dtype)
+
+    def noise(self, reference: IdentityReference, spec: RunSpec) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        """(control latents, initial latents, latent_h, latent_w) of one sample, drawn in the official order
+        from the sample's own generator: two independent draws."""
+        generator = self.generator(spec)
+        control = self.control_latents(reference, spec, generator)
+        latents, latent_h, latent_w = self.initial_latents(spec, generator)
+        return control, latents, latent_h, latent_w
 
     def _timestep(self, t: torch.Tensor, batch: int) -> torch.Tensor:
         """A scheduler timestep as both models take it: one per sample, divided by 1000, in the models' dtype."""
@@ -282,7 +341,7 @@ class InfiniteYouPipeline:
                        trajectory_steps: tuple[int, ...] = ()) -> list[GenerationResult]:
         """Generate samples that differ only in their seed as one batch (one result per spec, in order).
 
-        Every sample keeps its own noise and control-latent draw from its seed, so a batched image equals
+        Every sample keeps its own generator (control draw, then noise), so a batched image equals
         the one generated alone up to bf16/float reassociation (other matmul shapes), not bitwise. The
         stage seconds in each result are those of the whole batch."""
         specs = list(specs)
@@ -308,11 +367,10 @@ class InfiniteYouPipeline:
             text = self.encode_prompt(first.prompt)
         with timer.stage("id_embedding"):
             id_tokens = self.identity_tokens(reference).expand(batch, -1, -1)
-        with timer.stage("control_image"):
-            control = torch.cat([self.control_latents(reference, s) for s in specs])
-
-        starts = [self.initial_latents(s) for s in specs]
-        latents, latent_h, latent_w = torch.cat([x for x, _, _ in starts]), starts[0][1], starts[0][2]
+        with timer.stage("control_image"):  # each sample's own generator: control draw, then initial latents
+            noises = [self.noise(reference, s) for s in specs]
+            control = torch.cat([c for c, _, _, _ in noises])
+        latents, latent_h, latent_w = torch.cat([x for _, x, _, _ in noises]), noises[0][2], noises[0][3]
         pooled = text.pooled.expand(batch, -1)
         prompt_embeds = text.prompt_embeds.expand(batch, -1, -1)
         img_ids = latent_image_ids(latent_h, latent_w, self.device, self.dtype)
