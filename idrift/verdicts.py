@@ -22,8 +22,10 @@ bless rules (idrift.baselines.update) read them.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from idrift.stats import CONFIDENCE, Figure, mde, n_to_decide
+if TYPE_CHECKING:  # numpy and scipy load only when a figure is judged: `idrift --help` stays light
+    from idrift.stats import Figure
 
 PASS, FAIL, INCONCLUSIVE, NOT_JUDGEABLE = "PASS", "FAIL", "INCONCLUSIVE", "NOT JUDGEABLE"
 NOT_INFORMATIVE = "not informative"  # gate rows only: the value cannot move on this profile
@@ -107,6 +109,8 @@ def decide(op: str, bound: float, figure: Figure | None) -> tuple[str, str]:
 
 def inconclusive_reason(op: str, bound: float, figure: Figure) -> str:
     """What would decide it: the minimum detectable effect at this n and the n for the observed effect."""
+    from idrift.stats import CONFIDENCE, mde, n_to_decide
+
     ci = f"[{figure.ci[0]:.4g}, {figure.ci[1]:.4g}]" if figure.ci else "-"
     text = f"the {CONFIDENCE:.0%} interval {ci} straddles {bound:g}"
     if figure.sem:
@@ -130,6 +134,8 @@ def gate_word(verdict) -> str:
         return INCONCLUSIVE
     if verdict.method.startswith("exact"):
         return PASS if status == "pass" else FAIL
+    from idrift.stats import Figure
+
     margin = verdict.margin if verdict.margin is not None else verdict.tolerance
     op, bound = {HIGHER: (">=", -margin), LOWER: ("<=", margin), EQUAL: ("within", margin)}[verdict.direction]
     word, _ = decide(op, bound, Figure(verdict.difference, verdict.n, None, verdict.interval))

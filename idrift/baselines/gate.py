@@ -40,7 +40,7 @@ from scipy import stats
 from idrift.baselines.schema import DIRECTIONS, TOLERANCE_KINDS
 from idrift.stats import BOOTSTRAP_BATCH, CONFIDENCE, mean_interval  # noqa: F401 (re-exported: the gate's interval)
 
-STATUSES = ("pass", "fail", "insufficient", "not comparable")
+STATUSES = ("pass", "fail", "insufficient", "not comparable", "not judgeable", "not informative")
 
 
 # Packages whose major.minor changes what the numbers mean; a comparison flags a difference.
