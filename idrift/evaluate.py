@@ -377,18 +377,25 @@ def check_expectations(result: ClaimResult, profile: str, skip_reasons: dict[str
     return outcomes
 
 
-def claim_line(claim: Claim, outcomes: list[ExpectationOutcome], tier: str | None = None,
-               require_real: bool = False) -> str:
-    """'figure5_drift: NOT JUDGEABLE (structural PASS; identity NOT JUDGEABLE)', and whether the tier can decide it."""
+def claim_verdict(claim: Claim, outcomes: list[ExpectationOutcome], tier: str | None = None,
+                  require_real: bool = False) -> tuple[str, str, str]:
+    """(word, parts, whether the tier can decide it): the worst part's word, each part's word
+    ('structural PASS; identity NOT JUDGEABLE') and the simulation's power phrase ('' without a tier)."""
     word = verdicts.claim_word([o.status for o in outcomes], require_real)
-    line = f"{claim.id}: {word} ({verdicts.parts_text((o.part, o.status) for o in outcomes)})"
+    parts = verdicts.parts_text((o.part, o.status) for o in outcomes)
+    decides = ""
     if tier is not None:
         from idrift.baselines.simulate import tier_decides
 
         decides = tier_decides(claim, tier)
-        if decides:
-            line += f"; {decides}"
-    return line
+    return word, parts, decides
+
+
+def claim_line(claim: Claim, outcomes: list[ExpectationOutcome], tier: str | None = None,
+               require_real: bool = False) -> str:
+    """'figure5_drift: NOT JUDGEABLE (structural PASS; identity NOT JUDGEABLE); the smoke tier cannot decide it ...'"""
+    word, parts, decides = claim_verdict(claim, outcomes, tier, require_real)
+    return f"{claim.id}: {word} ({parts})" + (f"; {decides}" if decides else "")
 
 
 def summary_lines(claim_id: str, outcomes: list[ExpectationOutcome], tier: str | None = None,

@@ -579,7 +579,7 @@ def _claims_section(data: RunData, session) -> list[str]:
     return lines
 
 
-def _paper_section(rows: list[dict]) -> list[str]:
+def _paper_section(rows: list[dict], paper) -> list[str]:
     """Every number of baselines/paper.json: the run's value with its interval and n, whether the paper's
     number lies inside that interval, and the gate's word (the rows of `idrift compare --baseline paper`)."""
     lines = ["| claim | number | paper | run | run 95% CI | n (run) | paper inside | word |", "|---|---|---|---|---|---|---|---|"]
@@ -591,6 +591,11 @@ def _paper_section(rows: list[dict]) -> list[str]:
         n = "-" if r.get("candidate_n") is None else str(r["candidate_n"])
         lines.append(f"| {r['claim']} | {r['metric'].replace('|', '/')} | {_cell(r['baseline'])} | {_cell(r['candidate'])} | "
                      f"{ci} | {n} | {inside} | {r['status']} |")
+    measured = {r["claim"] for r in rows}
+    for claim_id, claim in paper.claims.items():
+        if claim_id not in measured:
+            lines += [f"| {claim_id} | {metric.replace('|', '/')} | {_cell(m.aggregate)} | - | - | - | - | not in this run |"
+                      for metric, m in sorted(claim.metrics.items())]
     return lines
 
 
@@ -635,7 +640,7 @@ def write_report(run, out: str | Path, paper=None) -> Report:
     lines += ["", "## The paper, number by number", "",
               ("Each number of baselines/paper.json beside this run's value, its 95% interval and n, whether the "
                "paper's number lies inside the interval, and the word `idrift compare RUN --baseline paper` gives it."),
-              "", *_paper_section(rows)]
+              "", *_paper_section(rows, data.paper)]
     lines += ["", "## Table 1: backbone swap", "", *table1(data), "",
               ("Run values come from the claims table1_backbone_swap, table1_dev4_diagnostic and latency "
                "(\"-\": not in this run or not stated by the paper).")]

@@ -139,9 +139,21 @@ def cells(row: dict) -> list[str]:
 
 def row_notes(rows: list[dict]) -> list[str]:
     """The gate's notes (samples missing on one side, too few pairs, another GPU, ...), one line per
-    row. Failures print in full elsewhere; 'missing' and 'no baseline' say all in their status."""
-    return [f"{r['claim']} / {r['metric']}: {r['status']}: {r['notes']}"
-            for r in rows if r["status"] not in ("FAIL", "missing", "no baseline") and r["notes"]]
+    row; rows that share one reason (NOT JUDGEABLE: random weights make no faces) share one line.
+    Failures print in full elsewhere; 'missing' and 'no baseline' say all in their status."""
+    out: list[str] = []
+    shared: dict[str, list[str]] = {}
+    for r in rows:
+        if r["status"] in ("FAIL", "missing", "no baseline") or not r["notes"]:
+            continue
+        if r["status"] in ("NOT JUDGEABLE", "not informative"):
+            shared.setdefault(f"{r['status']}: {r['notes']}", []).append(f"{r['claim']} / {r['metric']}")
+        else:
+            out.append(f"{r['claim']} / {r['metric']}: {r['status']}: {r['notes']}")
+    for reason, where in shared.items():
+        shown = ", ".join(where[:4]) + (f", ... ({len(where)} rows)" if len(where) > 4 else "")
+        out.append(f"{shown}: {reason}")
+    return out
 
 
 def format_text(header: str, rows: list[dict], mismatches: list[str], notes: list[str], failures: list[str],
@@ -202,13 +214,18 @@ def claim_words(claim_lines: list[str]) -> list[str]:
 
 
 def verdict_line(rows: list[dict], claim_lines: list[str] = (), strict: bool = False) -> str:
-    """FAIL (exit 1), else PASS; the counts of every word. Not-informative rows are counted apart, never as passes."""
+    """FAIL (exit 1); else INCONCLUSIVE, PASS or NOT JUDGEABLE; then the count of every row's word.
+    Not-informative rows are counted apart, never as passes."""
     from idrift.verdicts import exit_status
 
     c = counts(rows)
     parts = ", ".join(f"{n} {status}" for status, n in sorted(c.items()))
     words = [r["status"] for r in rows] + claim_words(list(claim_lines))
-    return f"{'FAIL' if exit_status(words, strict=strict) else 'PASS'}: {parts or 'nothing compared'}"
+    if exit_status(words, strict=strict):
+        word = "FAIL"
+    else:  # nothing failed: INCONCLUSIVE if something could not be decided, else PASS if something passed
+        word = next((w for w in ("INCONCLUSIVE", "PASS") if w in words), "NOT JUDGEABLE")
+    return f"{word}: {parts or 'nothing compared'}"
 
 
 # ----------------------------------------------------------------------------------------------- run

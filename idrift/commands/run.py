@@ -254,7 +254,7 @@ def outcome_dict(outcome) -> dict:
 
 
 def claim_entry(session, result, keys: list[str]) -> dict:
-    from idrift.evaluate import claim_line
+    from idrift.evaluate import claim_verdict as judged
 
     claim = result.claim
     return {
@@ -262,8 +262,8 @@ def claim_entry(session, result, keys: list[str]) -> dict:
         "figures": result.figures, "samples": result.samples, "notes": result.notes,
         "n_records": result.n_records, "n_failed": result.n_failed,
         "expectations": [outcome_dict(o) for o in session.outcomes[claim.id]],
-        "verdict": claim_line(claim, session.outcomes[claim.id], session.options.tier,
-                              session.options.require_real).split(": ", 1)[1],
+        **dict(zip(("verdict", "verdict_parts", "verdict_tier"), judged(
+            claim, session.outcomes[claim.id], session.options.tier, session.options.require_real))),
         "intervals": {m: f.as_dict() for m, f in sorted(result.intervals.items())},
         "spec_keys": keys,
         "provenance": session.provenance,  # every number written carries where it came from
@@ -337,7 +337,7 @@ def summary(doc: dict) -> str:
         word = claim_verdict(entry, require_real)
         lines.append(f"{word:13}  {claim_id:{SUMMARY_WIDTH}} {shown}")
         parts = parts_text((o.get("part") or part_of(o["metric"]), o["status"]) for o in entry["expectations"])
-        lines.append(f"{'':15}{parts}" + (f"; {entry['verdict'].split('; ', 1)[1]}" if "; " in entry.get("verdict", "") else ""))
+        lines.append(f"{'':15}{parts}" + (f"; {entry['verdict_tier']}" if entry.get("verdict_tier") else ""))
         for o in entry["expectations"]:
             expect = f"{o['metric']} {o['op']} {o['value']:g}"
             word = normalize(o["status"])
