@@ -41,6 +41,11 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("samples_varying_with_guidance", EQUAL, "structural"),
     ("latency_s", LOWER, "latency"),
     ("speedup", HIGHER, "latency"),
+    ("compile_s", LOWER, "latency"),  # the fast paths' costs (baselines/h100-synthetic.json)
+    ("blocks_compile_s", LOWER, "latency"),
+    ("gpu_peak_gb", LOWER, "latency"),
+    ("latent_rel_diff", LOWER, "pixels"),  # a lossy path's deviation from the reference
+    ("trajectory_ratio", LOWER, "pixels"),
     ("lpips", LOWER, "LPIPS"),
     ("pixel_mean", EQUAL, "pixels"),
     ("peak_step", LOWER, "identity"),
@@ -55,7 +60,8 @@ STRUCTURAL = "structural"
 
 
 def _entry(metric: str) -> tuple[str, str, str]:
-    name = metric[len("trajectory_"):] if metric.startswith("trajectory_") and metric != "trajectory_final_mismatches" else metric
+    keep = ("trajectory_final_mismatches", "trajectory_ratio")
+    name = metric[len("trajectory_"):] if metric.startswith("trajectory_") and not metric.startswith(keep) else metric
     return next(e for e in METRICS if name.startswith(e[0]))
 
 
