@@ -556,6 +556,7 @@ def gate_row_status(verdict, figure, profile: str, baseline_profile: str | None,
 
     - NOT JUDGEABLE: an identity or LPIPS figure of random weights (tiny, synthetic) against numbers of
       another profile (the paper's): random weights make no faces, so the comparison says nothing.
+      CPU timings of tiny models against a GPU's numbers are NOT JUDGEABLE too.
     - not informative: an identity or LPIPS figure of random weights that cannot move on this profile
       (every value one constant, e.g. ID_sim 0 of faceless images, against the same constant): it
       passes trivially and is not counted as a pass.
@@ -566,7 +567,13 @@ def gate_row_status(verdict, figure, profile: str, baseline_profile: str | None,
     declared = verdicts.direction_of(verdict.metric)
     if base.direction != "equal" and base.direction != declared:
         verdict.notes.append(f"the baseline says {base.direction}, idrift declares {declared} for this metric")
-    if profile == "real" or verdicts.part_of(verdict.metric) not in ("identity", "LPIPS"):
+    part = verdicts.part_of(verdict.metric)
+    if part == "latency" and profile == "tiny" and baseline_profile != profile:
+        verdict.status = "not judgeable"
+        verdict.notes.insert(0, "CPU timings of tiny models say nothing of a GPU's speed: latency is judged on "
+                                "the synthetic and real profiles")
+        return
+    if profile == "real" or part not in ("identity", "LPIPS"):
         return
     if baseline_profile != profile:
         verdict.status = "not judgeable"
