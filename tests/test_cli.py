@@ -256,6 +256,9 @@ def test_compare_identical_run_passes(workdir, run_dir, blessed):
     row = next(line for line in lines if "samples_varying_with_guidance" in line)
     assert row.split()[-1] == "PASS"
     assert lines[-1].startswith("PASS:") and " fail" not in lines[-1]
+    # ID_sim 0 of faceless images on both sides cannot move on this profile: not informative, not a pass.
+    faceless = next(line for line in lines if line.startswith("table1_backbone_swap") and " id_sim_delta " in line)
+    assert faceless.endswith("not informative") and "not informative" in lines[-1]
 
 
 def _planted(blessed, workdir, name: str, change) -> Path:
