@@ -40,6 +40,9 @@ def pytest_addoption(parser):
     group.addoption("--idrift-require-real", action="store_true",
                     default=os.environ.get("IDRIFT_REQUIRE_REAL", "") not in ("", "0"),
                     help="fail, instead of skip, claims this profile cannot judge [env IDRIFT_REQUIRE_REAL=1]")
+    group.addoption("--idrift-strict", action="store_true",
+                    default=os.environ.get("IDRIFT_STRICT", "") not in ("", "0"),
+                    help="fail claims whose verdict is INCONCLUSIVE (interval straddles the bound) [env IDRIFT_STRICT=1]")
     group.addoption("--idrift-store", default=os.environ.get("IDRIFT_STORE"),
                     help="results store folder (default .idrift/store-<profile>)")
     group.addoption("--idrift-fresh", action="store_true", help="start from an empty results store")
@@ -94,6 +97,7 @@ def _session(config):
             profile=config.getoption("--idrift-profile"), tier=config.getoption("--idrift-tier"),
             baseline=config.getoption("--idrift-baseline"), store=config.getoption("--idrift-store"),
             fresh=config.getoption("--idrift-fresh"), require_real=config.getoption("--idrift-require-real"),
+            strict=config.getoption("--idrift-strict"),
             update_baselines=config.getoption("--idrift-update-baselines"),
             identities=config.getoption("--idrift-identities"), aggregation=config.getoption("--idrift-aggregation"),
             shard=_parse_shard(config.getoption("--idrift-shard")), weights=options_from_pytest(config),
@@ -245,27 +249,40 @@ def run_sample(session, sample) -> None:
 
 
 def check_claim(session, claim, request) -> None:
-    """Evaluate a claim, judge its expectations on this profile, gate it against the baseline."""
+    """Evaluate a claim, word its expectations on this profile (idrift.verdicts), gate it against the
+    baseline. FAIL fails the test; INCONCLUSIVE passes unless --idrift-strict; a claim that is NOT
+    JUDGEABLE in every part is skipped (failed under --idrift-require-real)."""
+    from idrift import verdicts as words
+    from idrift.evaluate import claim_line
+
     result = session.run_claim(claim)
     outcomes = session.outcomes[claim.id]
-    failures = [o.line(claim.id) for o in outcomes if o.status == "fail"]
-    skips = [o for o in outcomes if o.status == "skip"]
+    strict, require_real = session.options.strict, session.options.require_real
+    failures = [o.line(claim.id) for o in outcomes if o.status == words.FAIL]
+    inconclusive = [o.line(claim.id) for o in outcomes if o.status == words.INCONCLUSIVE]
+    skips = [o for o in outcomes if o.status == words.NOT_JUDGEABLE]
     verdicts = [] if session.options.update_baselines else session.gate(result)
-    failures += [v.message() for v in verdicts if v.failed]
+    failures += [v.message() for v in verdicts if v.word == words.FAIL]
+    inconclusive += [v.message() for v in verdicts if v.word == words.INCONCLUSIVE]
     notes = session.provenance_notes() if verdicts else []
+    line = claim_line(claim, outcomes, session.options.tier, require_real)
     request.node.user_properties.append(("idrift_figures", result.figures))
-    request.node.user_properties.append(("idrift_outcomes", summary_lines(claim.id, outcomes)))  # for -n
+    request.node.user_properties.append(("idrift_verdict", line))
+    request.node.user_properties.append(("idrift_outcomes", summary_lines(claim.id, outcomes, session.options.tier,
+                                                                          require_real)))  # for -n
+    if strict and inconclusive:
+        failures += ["--idrift-strict: INCONCLUSIVE counts as a failure"] + inconclusive
     if failures:
-        pytest.fail("\n".join(failures + [f"provenance: {n}" for n in notes]), pytrace=False)
+        pytest.fail("\n".join([line] + failures + [f"provenance: {n}" for n in notes]), pytrace=False)
     if notes:  # a passing comparison with a baseline from another setup must say so too
         import warnings
 
         warnings.warn(pytest.PytestWarning("\n".join(
             [f"idrift: baseline {session.baseline.path} was made on another setup; the comparison is not like for like:"]
             + [f"provenance: {n}" for n in notes])), stacklevel=2)
-    if skips and len(skips) == len(outcomes) or (skips and session.options.require_real):
+    if skips and len(skips) == len(outcomes) or (skips and require_real):
         reason = f"{claim.id}: {skips[0].reason}"
-        if session.options.require_real:
+        if require_real:
             pytest.fail(f"--idrift-require-real: {reason}", pytrace=False)
         pytest.skip(reason)
 
@@ -283,7 +300,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if acceleration:  # a lossy (or lossless) run is visibly labelled
         write(acceleration)
     for claim_id, outcomes in session.outcomes.items():
-        for line in summary_lines(claim_id, outcomes):
+        for line in summary_lines(claim_id, outcomes, session.options.tier, session.options.require_real):
             write(line)
     if session.options.update_baselines:
         from idrift.baselines.update import update_baseline
