@@ -21,24 +21,38 @@ import pytest
 from idrift.claims import claims_in_family
 from idrift.config import PROFILES
 from idrift.distributed import assign_worker_gpus, pin_xdist_worker, xdist_group
+from idrift.env import EnvError, env_choice, env_flag, env_int
 from idrift.errors import IdriftError
 from idrift.evaluate import summary_lines
 
 _SESSION_KEY = pytest.StashKey["object"]()
+_ENV_ERRORS: list[str] = []  # bad IDRIFT_* values met while the options were added: one UsageError later
+
+
+def _env(read, *args):
+    """An option's default from the environment (idrift.env); a bad value is kept for pytest_cmdline_main,
+    which stops the session with one line (an error raised while options are added prints a traceback)."""
+    try:
+        return read(*args)
+    except EnvError as exc:
+        _ENV_ERRORS.append(str(exc))
+        return args[-1]  # every reader's last argument is its default
 
 
 def pytest_addoption(parser):
+    _ENV_ERRORS.clear()  # in-process pytest runs (pytester) add the options again
     group = parser.getgroup("idrift", "idrift benchmarks")
-    group.addoption("--idrift-profile", default=os.environ.get("IDRIFT_PROFILE", "tiny"), choices=PROFILES,
+    group.addoption("--idrift-profile", default=_env(env_choice, "IDRIFT_PROFILE", PROFILES, "tiny"), choices=PROFILES,
                     help="tiny (random, CPU), synthetic (random, real size, GPU) or real (weights) [env IDRIFT_PROFILE]")
     group.addoption("--idrift-baseline", default=os.environ.get("IDRIFT_BASELINE"),
                     help="baseline name in baselines/ or a path (default: tiny-cpu / h100-synthetic / paper)")
-    group.addoption("--idrift-tier", default=os.environ.get("IDRIFT_TIER", "smoke"), choices=("smoke", "full"),
+    group.addoption("--idrift-tier", default=_env(env_choice, "IDRIFT_TIER", ("smoke", "full"), "smoke"),
+                    choices=("smoke", "full"),
                     help="smoke: a few identities x prompts; full: the paper's grids")
     group.addoption("--idrift-update-baselines", action="store_true",
                     help="rewrite the selected baseline from this run and print what changed")
     group.addoption("--idrift-require-real", action="store_true",
-                    default=os.environ.get("IDRIFT_REQUIRE_REAL", "") not in ("", "0"),
+                    default=_env(env_flag, "IDRIFT_REQUIRE_REAL", False),
                     help="fail, instead of skip, claims this profile cannot judge [env IDRIFT_REQUIRE_REAL=1]")
     group.addoption("--idrift-store", default=os.environ.get("IDRIFT_STORE"),
                     help="results store folder (default .idrift/store-<profile>)")
@@ -49,12 +63,13 @@ def pytest_addoption(parser):
                     help="ID_sim of a generated image with no face: counts as 0 (zero) or is left out (detected)")
     group.addoption("--idrift-shard", default=os.environ.get("IDRIFT_SHARD"),
                     help="i/n: run only shard i of n of every grid (CI matrix jobs); merge stores with `idrift merge`")
-    group.addoption("--idrift-batch-size", default=int(os.environ.get("IDRIFT_BATCH_SIZE", "1")), type=int,
+    group.addoption("--idrift-batch-size", default=_env(env_int, "IDRIFT_BATCH_SIZE", 1), type=int,
                     help="generate up to this many samples that differ only in the seed as one batch (default 1; "
                          "images match those made alone up to float reassociation) [env IDRIFT_BATCH_SIZE]")
     from idrift.config import ACCELERATE_MODES, MEMORY_MODES, step_cache_threshold
 
-    group.addoption("--idrift-accelerate", default=os.environ.get("IDRIFT_ACCELERATE", "eager"), choices=ACCELERATE_MODES,
+    group.addoption("--idrift-accelerate", default=_env(env_choice, "IDRIFT_ACCELERATE", ACCELERATE_MODES, "eager"),
+                    choices=ACCELERATE_MODES,
                     help="eager (reference path, default); lossless: compiled blocks, cuDNN attention, VAE "
                          "channels_last (not compiled on a CPU); lossy: lossless plus fp8 matmuls (CUDA sm_89+) "
                          "[env IDRIFT_ACCELERATE]")
@@ -62,11 +77,11 @@ def pytest_addoption(parser):
                     metavar="THRESHOLD",
                     help="First-Block-Cache with this threshold, e.g. 0.12: skips backbone work on similar steps. "
                          "LOSSY. Default off [env IDRIFT_STEP_CACHE]")
-    group.addoption("--idrift-memory", default=os.environ.get("IDRIFT_MEMORY", "off"), choices=MEMORY_MODES,
+    group.addoption("--idrift-memory", default=_env(env_choice, "IDRIFT_MEMORY", MEMORY_MODES, "off"), choices=MEMORY_MODES,
                     help="off (default); offload: one resident backbone, text encoders offloaded (lossless); "
                          "offload-8bit: also 8-bit block weights (LOSSY) [env IDRIFT_MEMORY]")
     group.addoption("--idrift-allow-lossy-baselines", action="store_true",
-                    default=os.environ.get("IDRIFT_ALLOW_LOSSY_BASELINES", "") not in ("", "0"),
+                    default=_env(env_flag, "IDRIFT_ALLOW_LOSSY_BASELINES", False),
                     help="let --idrift-update-baselines write a baseline from a lossy pipeline (its provenance says "
                          "lossy) [env IDRIFT_ALLOW_LOSSY_BASELINES=1]")
     from idrift.models.paths import add_pytest_options
@@ -113,6 +128,8 @@ def pytest_cmdline_main(config):
     # xdist_group marks, below).
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
         config.option.dist = "loadgroup"
+    if _ENV_ERRORS:  # IDRIFT_BATCH_SIZE=abc, IDRIFT_REQUIRE_REAL=maybe, IDRIFT_PROFILE=nonsense: one line
+        raise pytest.UsageError(_ENV_ERRORS[0])
     try:
         _parse_shard(config.getoption("--idrift-shard", default=None))  # a bad i/n: one line, before anything runs
     except IdriftError as exc:
