@@ -26,6 +26,7 @@ from idrift.errors import IdriftError
 from idrift.evaluate import summary_lines
 
 _SESSION_KEY = pytest.StashKey["object"]()
+_CHECKED_KEY = pytest.StashKey["str | None"]()  # the first bad input met while collecting, or None
 _ENV_ERRORS: list[str] = []  # bad IDRIFT_* values met while the options were added: one UsageError later
 
 
@@ -172,6 +173,26 @@ def pytest_configure(config):
         _session(config).wipe_store()  # once, before any worker starts; builds no model
 
 
+def _check_inputs(config) -> bool:
+    """idrift.checks.check_inputs once per session (the weights were checked in pytest_configure).
+    False when an input is bad: its message is kept for pytest_collection_modifyitems, which stops the
+    session with it (a UsageError raised while a module is collected is only that module's error)."""
+    if _CHECKED_KEY not in config.stash:
+        from idrift.checks import check_inputs
+
+        config.stash[_CHECKED_KEY] = None
+        try:
+            check_inputs(_session(config), weights=False)
+        except IdriftError as exc:
+            config.stash[_CHECKED_KEY] = str(exc)
+    return config.stash[_CHECKED_KEY] is None
+
+
+def _bad_input(config, exc: IdriftError) -> None:
+    if config.stash.get(_CHECKED_KEY, None) is None:
+        config.stash[_CHECKED_KEY] = str(exc)
+
+
 def _acceleration_requested(config) -> bool:
     return (config.getoption("--idrift-accelerate", default="eager") != "eager"
             or config.getoption("--idrift-step-cache", default=None) is not None
@@ -192,6 +213,8 @@ XDIST_LATENCY_SKIP = ("latency is measured in one process (pytest-benchmark turn
 
 @pytest.hookimpl(trylast=True)  # after xdist has tagged the test ids with their group
 def pytest_collection_modifyitems(config, items):
+    if config.stash.get(_CHECKED_KEY, None):  # a bad baseline, manifest, store...: one line, before any sample
+        raise pytest.UsageError(config.stash[_CHECKED_KEY])
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
         _check_xdist_groups(items)
@@ -223,6 +246,8 @@ def pytest_generate_tests(metafunc):
     family = getattr(metafunc.module, "CLAIM_FAMILY", None)
     if family is None:
         return
+    if not _check_inputs(metafunc.config):  # collecting the samples opens the store: check everything first
+        return
     claims = claims_in_family(family)
     if "idrift_claim" in metafunc.fixturenames:
         metafunc.parametrize("idrift_claim", claims, ids=[c.id for c in claims])
@@ -235,7 +260,8 @@ def pytest_generate_tests(metafunc):
             try:
                 specs = session.specs(claim)
             except IdriftError as exc:
-                raise pytest.UsageError(str(exc)) from exc
+                _bad_input(metafunc.config, exc)
+                return
             for spec in specs:  # the same sample may serve several claims: measure what each needs
                 seen.setdefault(spec.key, (spec, set()))[1].update(claim.metrics)
         for spec, metrics in seen.values():

@@ -115,6 +115,9 @@ def run(args) -> int:
     )
     session = BenchmarkSession(options)  # builds nothing yet
     session.check_acceleration()  # e.g. lossy on a CPU: one line, before any model loads
+    from idrift.checks import check_inputs
+
+    check_inputs(session, baseline=False)  # manifest, --out writable, a GPU for synthetic, every weight on real
     out.mkdir(parents=True, exist_ok=True)
     doc = new_results(session, claims)
     carry_over(out, doc)  # before any model loads: a clash with an earlier run fails at once
