@@ -233,7 +233,9 @@ class BenchmarkSession:
         from idrift.errors import WeightsError
         from idrift.models.paths import check_weights, weights_problem_report
 
-        report = weights_problem_report(check_weights(self.weight_paths))
+        from idrift.models.verify import verify_statuses
+
+        report = weights_problem_report(verify_statuses(check_weights(self.weight_paths)))
         if report:
             raise WeightsError(report)
 
