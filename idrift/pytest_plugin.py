@@ -332,6 +332,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             write(line)
 
 
+def pytest_unconfigure(config):
+    """Stamp this process's run finished in the store (only when it opened one): an unfinished run
+    in the store then means an interrupted one, as it does for `idrift run`."""
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is not None and "store" in session.__dict__:
+        try:
+            session.store.finish_run()
+            session.store.close()
+        except IdriftError as exc:  # e.g. the disk filled up: say so, the samples are kept
+            warnings.warn(pytest.PytestWarning(f"idrift: the run could not be marked finished: {exc}"))
+
+
 def _workers_summary(terminalreporter, acceleration: str | None) -> None:
     lines = []
     for reports in terminalreporter.stats.values():

@@ -153,7 +153,8 @@ class Runner:
         """Generate `specs` and measure `metrics` on them where the store lacks either; return
         their records in spec order."""
         store = self.ctx.store
-        todo = [s for s in specs if store.get(s) is None]
+        usable = getattr(store, "usable", None)  # ResultsStore: also checks the image file against its hash
+        todo = [s for s in specs if not (usable(s) if usable else store.get(s) is not None)]
         if self.ctx.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.ctx.batch_size}")
         batches = _batches(_trajectory_groups(todo), self.ctx.batch_size)

@@ -232,7 +232,6 @@ class BenchmarkSession:
         """Every missing or malformed weight, in one error, before any work starts."""
         from idrift.errors import WeightsError
         from idrift.models.paths import check_weights, weights_problem_report
-
         from idrift.models.verify import verify_statuses
 
         report = weights_problem_report(verify_statuses(check_weights(self.weight_paths)))
