@@ -47,6 +47,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import sys
 import tempfile
@@ -68,10 +69,16 @@ IMAGES_DIR = "images"
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x69647266  # "idrf": marks the file as an idrift store (PRAGMA application_id)
 BUSY_TIMEOUT_S = 60.0
+LEASE_S = 1800.0  # a lease's lifetime (s): longer than any one sample or trajectory group takes
 STATUSES = ("ok", "failed")
 SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(RunSpec))
 
-_SCHEMA = """
+_LEASES = """CREATE TABLE IF NOT EXISTS leases (
+    spec_key TEXT PRIMARY KEY,
+    owner    TEXT NOT NULL,
+    expires  REAL NOT NULL
+)"""
+_SCHEMA = _LEASES + """;
 CREATE TABLE IF NOT EXISTS runs (
     run_id     TEXT PRIMARY KEY,
     started    TEXT NOT NULL,
@@ -191,6 +198,21 @@ def _disk_error(path: Path, exc: BaseException) -> StoreError:
     return StoreError(f"cannot write {path} ({text}); make the store folder writable or choose another one")
 
 
+def _owner_gone(owner: str) -> bool:
+    """True when a lease's owner ("host:pid:nonce") is a process of this host that has exited."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _is_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
@@ -253,6 +275,7 @@ class ResultsStore:
         self.readonly = readonly
         self.run_id: str | None = None
         self._verified: set[str] = set()  # spec keys whose image file this process checked or wrote
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # of this process's leases
         if readonly:
             if not self.db_path.is_file():
                 raise StoreError(f"no results store at {self.path} (expected {self.db_path})")
@@ -304,6 +327,8 @@ class ResultsStore:
             # Per connection. In WAL mode NORMAL loses nothing committed when a process is killed
             # (only a power cut can lose the last transactions).
             conn.execute("PRAGMA synchronous = NORMAL")
+            if not self.readonly and "leases" not in tables:  # a store written before leases existed
+                conn.execute(_LEASES)
             return
         if app_id == APPLICATION_ID:
             raise StoreError(
@@ -339,7 +364,49 @@ class ResultsStore:
                 conn.execute("ROLLBACK")
             raise
 
+    # -- leases -----------------------------------------------------------------------------------
+    # Two processes on one store (two `pytest benchmarks` runs, a run beside pytest -n) must not both
+    # compute a sample: before generating, a process takes a lease row per spec key in one write
+    # transaction; the others skip that key and come back to it (Runner.ensure). A lease is freed when
+    # its sample is stored, when the store is closed, when it expires (LEASE_S), or at once when its
+    # owner is a process of this host that no longer exists (a SIGKILLed run's resume does not wait).
+
+    def take_leases(self, keys: Iterable[str], ttl: float | None = None) -> set[str]:
+        """Lease what nobody else holds of `keys`; returns the keys this process now holds."""
+        keys = list(dict.fromkeys(keys))
+        if self.readonly or not keys:
+            return set(keys)
+        now, ttl = time.time(), LEASE_S if ttl is None else ttl
+
+        def write(c: sqlite3.Connection) -> set[str]:
+            held = set()
+            for key in keys:
+                row = c.execute("SELECT owner, expires FROM leases WHERE spec_key = ?", (key,)).fetchone()
+                if row is None or row["owner"] == self.owner or row["expires"] < now or _owner_gone(row["owner"]):
+                    c.execute("INSERT OR REPLACE INTO leases (spec_key, owner, expires) VALUES (?, ?, ?)",
+                              (key, self.owner, now + ttl))
+                    held.add(key)
+            return held
+
+        return self._write(write)
+
+    def release_leases(self, keys: Iterable[str] | None = None) -> None:
+        """Free this process's leases (all of them, or those of `keys`)."""
+        if self.readonly or self._conn is None:
+            return
+        if keys is None:
+            self._write(lambda c: c.execute("DELETE FROM leases WHERE owner = ?", (self.owner,)))
+            return
+        keys = list(keys)
+        self._write(lambda c: c.executemany("DELETE FROM leases WHERE spec_key = ? AND owner = ?",
+                                            [(k, self.owner) for k in keys]))
+
     def close(self) -> None:
+        if getattr(self, "_conn", None) is not None and not self.readonly:
+            try:
+                self.release_leases()
+            except (StoreError, sqlite3.Error):
+                pass  # expired or freed by the next process anyway
         if getattr(self, "_conn", None) is not None:
             self._conn.close()
             self._conn = None  # type: ignore[assignment]
