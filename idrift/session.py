@@ -448,6 +448,11 @@ class BenchmarkSession:
             "packages": package_versions(), "python": platform.python_version(), "machine": platform.machine(),
             "aggregation": self.options.aggregation,
         }
+        from idrift.provenance import onnxruntime_provenance
+
+        onnxruntime = onnxruntime_provenance()  # the module imported, beside the wheels' metadata in packages
+        if onnxruntime is not None:
+            prov["onnxruntime"] = onnxruntime
         if self.profile == "real":
             # From configs and file headers, without loading a tensor.
             from idrift.models.paths import check_weights
