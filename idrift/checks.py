@@ -1,7 +1,7 @@
 """Every input that can be checked, checked before the first sample is generated.
 
 `check_inputs(session)` runs the checks that need no model: the baseline (found, valid JSON, schema,
-finite non-negative tolerances, claims this idrift knows), the identity manifest (schema, images and
+finite non-negative tolerances), the identity manifest (schema, images and
 their hashes), the store location (a folder that can be written), the profile's device (a GPU for
 `synthetic`) and, on `real`, every weight file (`weights check`'s verification). Each problem is an
 IdriftError whose message names the input and what to do; the pytest plugin turns it into one
@@ -36,20 +36,14 @@ def check_store_location(path: str | os.PathLike, flag: str = "--idrift-store") 
 
 
 def check_baseline(session) -> None:
-    """Load the session's baseline (name or path, schema, NaN, negative tolerances); its claims must be
-    claims of this idrift. With --idrift-update-baselines a baseline file that does not exist yet is fine."""
-    from idrift.claims import CLAIMS_BY_ID
-
+    """Load the session's baseline (name or path, schema, NaN, negative tolerances: idrift.baselines.io).
+    With --idrift-update-baselines a baseline file that does not exist yet is fine (the run writes it)."""
     try:
-        baseline = session.baseline
+        session.baseline
     except BaselineError:
         if session.options.update_baselines and _baseline_missing(session):
             return
         raise
-    unknown = sorted(c for c in baseline.claims if c not in CLAIMS_BY_ID)
-    if unknown:
-        raise BaselineError(f"baseline {baseline.path}: unknown claim(s) {', '.join(unknown)} (known: "
-                            f"{', '.join(CLAIMS_BY_ID)}); fix the file or rewrite it with `idrift bless`")
 
 
 def _baseline_missing(session) -> bool:
