@@ -55,12 +55,14 @@ def env_int(name: str, default: int, minimum: int | None = None, env: Mapping[st
 
 
 def env_choice(name: str, choices: tuple[str, ...], default: str, env: Mapping[str, str] | None = None) -> str:
-    """The value of `name`, which must be one of `choices`; unset or empty: `default`."""
+    """The value of `name`, which must be one of `choices`; unset or empty: `default`. The error names
+    the option the variable stands for, as the option's own error does (IDRIFT_X -> --idrift-x)."""
     env = os.environ if env is None else env
     text = env.get(name, "").strip()
     if not text:
         return default
     if text not in choices:
-        raise EnvError(f"environment variable {name}={env[name]!r}: expected one of {', '.join(choices)}; "
-                       "fix it or unset it")
+        option = "--" + name.lower().replace("_", "-")
+        raise EnvError(f"{option} must be one of {', '.join(choices)}, got {text!r} [env {name}]; "
+                       f"fix the environment variable {name} or unset it")
     return text

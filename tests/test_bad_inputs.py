@@ -611,3 +611,31 @@ def test_open(idrift_session):
     with ResultsStore(store, readonly=True) as opened:
         [run] = opened.runs()
     assert run["finished"] is not None
+
+
+@pytest.mark.slow
+def test_resume_from_another_directory_regenerates_a_truncated_image(capsys, tmp_path, monkeypatch):
+    """End to end: `idrift run`, truncate one stored PNG; the same `idrift run` from another working directory
+    resumes (built-in caches do not depend on it) and regenerates it; the runs are marked finished."""
+    from idrift.data.identities import builtin_identity_set, load_manifest, write_manifest
+
+    monkeypatch.setenv("IDRIFT_CACHE", str(tmp_path / "cache"))
+    full = load_manifest(builtin_identity_set())
+    one = write_manifest(full.path.parent / "one.json", full.entries[:1], created_with={"tool": "tests/test_bad_inputs.py"})
+    args = ["run", "--profile", "tiny", "--claims", "figure5_guidance", "--out", str(tmp_path / "run"),
+            "--identities", str(one)]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    assert idrift_main(args) == 0
+    capsys.readouterr()
+    images = sorted((tmp_path / "run" / "store" / "images").glob("*.png"))
+    good = images[0].read_bytes()
+    images[0].write_bytes(good[:60])
+
+    monkeypatch.chdir(tmp_path / "b")
+    assert idrift_main(args) == 0, capsys.readouterr().err
+    with ResultsStore(tmp_path / "run" / "store", readonly=True) as store:
+        record = store.get(images[0].stem)
+        assert record is not None and record.load_image().size == (64, 64)  # decodes to its stored hash
+        assert all(run["finished"] for run in store.runs())
