@@ -639,6 +639,18 @@ class ResultsStore:
         self._verified.add(record.spec_key)
         return True
 
+    def damaged_images(self) -> list[str]:
+        """One line per finished sample whose image file is missing, does not decode or is not its hash."""
+        def read(c: sqlite3.Connection) -> list[sqlite3.Row]:
+            return c.execute("SELECT spec_key, image_sha256 FROM samples WHERE status = 'ok' ORDER BY spec_key").fetchall()
+
+        out = []
+        for row in self._read(read):
+            problem = image_problem(self.image_path(row["spec_key"]), row["image_sha256"])
+            if isinstance(problem, str):
+                out.append(f"{self.image_path(row['spec_key'])}: {problem}")
+        return out
+
     def get(self, spec: RunSpec | str) -> SampleRecord | None:
         """The finished sample for `spec` (a RunSpec or its key), or None if it must be generated.
 

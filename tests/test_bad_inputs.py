@@ -479,6 +479,15 @@ def test_regenerated_sample_is_usable_again(tmp_path):
         assert store.usable(_spec()) and store.get(_spec()).load_image().size == (64, 64)
 
 
+def test_damaged_images_are_listed(tmp_path):
+    path = _make_store(tmp_path / "s", seeds=(0, 1, 2))
+    with ResultsStore(path) as store:
+        store.image_path(_spec(1).key).unlink()
+        _image(250).save(store.image_path(_spec(2).key))
+        damaged = store.damaged_images()
+    assert len(damaged) == 2 and any("missing" in d for d in damaged) and any("do not match" in d for d in damaged)
+
+
 def test_merge_refuses_a_truncated_image(tmp_path):
     src = _make_store(tmp_path / "src")
     [png] = (src / "images").glob("*.png")
@@ -632,6 +641,10 @@ def test_resume_from_another_directory_regenerates_a_truncated_image(capsys, tmp
     images = sorted((tmp_path / "run" / "store" / "images").glob("*.png"))
     good = images[0].read_bytes()
     images[0].write_bytes(good[:60])
+
+    code, err = idrift(capsys, "report", tmp_path / "run", "--out", tmp_path / "report")
+    assert code == 2
+    one_line(err, str(images[0]), "cannot be decoded", prefix="idrift report: error:")
 
     monkeypatch.chdir(tmp_path / "b")
     assert idrift_main(args) == 0, capsys.readouterr().err
