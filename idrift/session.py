@@ -174,13 +174,24 @@ class BenchmarkSession:
     # ---- places -----------------------------------------------------------------------------
     @cached_property
     def cache_dir(self) -> Path:
-        path = Path(self.options.cache_dir or os.environ.get("IDRIFT_CACHE", Path.cwd() / ".idrift"))
-        path.mkdir(parents=True, exist_ok=True)
+        """Caches (the built-in identity set, a private torch hub dir): the same folder from any working
+        directory, so that a run resumes from anywhere (idrift.data.identities.user_cache_dir)."""
+        from idrift.data.identities import user_cache_dir
+
+        path = Path(self.options.cache_dir) if self.options.cache_dir else user_cache_dir()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IdriftError(f"cache folder {path} cannot be created ({exc.strerror or exc}); set IDRIFT_CACHE "
+                              "to a folder you can write to") from None
         return path
 
     @cached_property
     def store_path(self) -> Path:
-        return Path(self.options.store or self.cache_dir / f"store-{self.profile}")
+        """--idrift-store, else <IDRIFT_CACHE or ./.idrift>/store-<profile> (the documented default)."""
+        if self.options.store:
+            return Path(self.options.store)
+        return Path(os.environ.get("IDRIFT_CACHE") or Path.cwd() / ".idrift") / f"store-{self.profile}"
 
     def wipe_store(self) -> None:
         """--idrift-fresh: delete the store folder, once, without opening it (the pytest-xdist controller
@@ -237,8 +248,9 @@ class BenchmarkSession:
         """Every missing or malformed weight, in one error, before any work starts."""
         from idrift.errors import WeightsError
         from idrift.models.paths import check_weights, weights_problem_report
+        from idrift.models.verify import verify_statuses
 
-        report = weights_problem_report(check_weights(self.weight_paths))
+        report = weights_problem_report(verify_statuses(check_weights(self.weight_paths)))
         if report:
             raise WeightsError(report)
 
@@ -452,6 +464,11 @@ class BenchmarkSession:
             "packages": package_versions(), "python": platform.python_version(), "machine": platform.machine(),
             "aggregation": self.options.aggregation,
         }
+        from idrift.provenance import onnxruntime_provenance
+
+        onnxruntime = onnxruntime_provenance()  # the module imported, beside the wheels' metadata in packages
+        if onnxruntime is not None:
+            prov["onnxruntime"] = onnxruntime
         if self.profile == "real":
             # From configs and file headers, without loading a tensor.
             from idrift.models.paths import check_weights

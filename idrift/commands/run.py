@@ -121,6 +121,9 @@ def run(args) -> int:
     )
     session = BenchmarkSession(options)  # builds nothing yet
     session.check_acceleration()  # e.g. lossy on a CPU: one line, before any model loads
+    from idrift.checks import check_inputs
+
+    check_inputs(session, baseline=False)  # manifest, --out writable, a GPU for synthetic, every weight on real
     out.mkdir(parents=True, exist_ok=True)
     doc = new_results(session, claims)
     doc["options"]["strict"] = bool(args.strict)
@@ -221,7 +224,7 @@ def carry_over(out: Path, doc: dict) -> None:
         if previous.get("run_format") != RUN_FORMAT:
             raise ValueError(f"run_format {previous.get('run_format')!r}")
     except (OSError, ValueError) as exc:
-        raise IdriftError(f"{path} cannot be read ({exc}); remove it or choose another --out") from None
+        raise IdriftError(f"{path} cannot be read ({exc}); {unreadable_results_advice(out)}") from None
     before = {k: previous["options"].get(k, OPTION_DEFAULTS.get(k)) for k in SAME_RUN_OPTIONS}
     differing = [k for k in SAME_RUN_OPTIONS if before[k] != doc["options"].get(k)]
     if differing:
@@ -235,6 +238,12 @@ def carry_over(out: Path, doc: dict) -> None:
     doc["options"]["claims"] = [c.id for c in CLAIMS if c.id in doc["claims"] or c.id in doc["options"]["claims"]]
     if kept:
         print(f"keeping {len(kept)} claim(s) finished earlier in {out}: {', '.join(kept)}", file=sys.stderr)
+
+
+def unreadable_results_advice(out: Path) -> str:
+    """What to do about an unreadable results.json: the same advice from `run`, `compare` and `report`."""
+    return (f"remove it and rerun the run's `idrift run ... --out {out}` (its samples stay in {out / STORE_DIR} "
+            "and are reused), or choose another --out")
 
 
 def identities_manifest(session) -> str | None:
@@ -494,7 +503,7 @@ def load_run(path: str | os.PathLike) -> Run:
     try:
         doc = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IdriftError(f"{file} cannot be read ({exc}); rerun `idrift run --out {path}`") from None
+        raise IdriftError(f"{file} cannot be read ({exc}); {unreadable_results_advice(path)}") from None
     if not isinstance(doc, dict) or doc.get("run_format") != RUN_FORMAT:
         found = doc.get("run_format") if isinstance(doc, dict) else None
         raise IdriftError(f"{file}: run_format {found!r}, this idrift reads {RUN_FORMAT}; rerun `idrift run`")
