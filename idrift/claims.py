@@ -75,6 +75,13 @@ class Expect:
     def __str__(self) -> str:
         return f"{self.metric} {self.op} {self.value:g}"
 
+    @property
+    def direction(self) -> str:
+        """The metric's declared direction (idrift.verdicts.METRICS); a one-sided op must agree with it."""
+        from idrift.verdicts import direction_of
+
+        return direction_of(self.metric)
+
 
 @dataclass(frozen=True)
 class Samples:

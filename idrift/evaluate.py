@@ -3,6 +3,10 @@
 A record is `{"spec": RunSpec dict, "metrics": {"id_sim": {...}, "lpips": {...}, "pixels": {...}}}`.
 Each summary returns `figures` (metric id -> number: what the baseline stores and the gate compares)
 and `samples` (metric id -> {paired sample key -> number}: what the paired gate resamples).
+`evaluate` then gives every figure its uncertainty (`intervals`: metric id -> idrift.stats.Figure):
+means over samples by the gate's seed-clustered bootstrap, other figures (peak step, drop, rank
+correlations, fractions, minima) by re-running the summary on identities drawn with replacement,
+counts and bitwise checks exact. `check_expectations` words each expectation by idrift.verdicts.decide.
 
 Aggregation of ID_sim: a generated image with no detected face counts as 0 ("zero", the default and
 the conservative choice: losing the face is losing the identity) or is left out ("detected"). The
@@ -17,7 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
+from idrift import verdicts
 from idrift.claims import REAL_ONLY, Arm, Claim, Expect
+from idrift.stats import Figure, exact, identity_bootstrap, mean_figure
 
 AGGREGATIONS = ("zero", "detected")
 
@@ -27,6 +33,7 @@ class ClaimResult:
     claim: Claim
     figures: dict[str, float] = field(default_factory=dict)
     samples: dict[str, dict[str, float]] = field(default_factory=dict)
+    intervals: dict[str, Figure] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     n_records: int = 0
     n_failed: int = 0
@@ -273,6 +280,41 @@ def _backend_agreement(result: ClaimResult, records: list[dict]) -> None:
 SUMMARIES = {name[len("summary_"):]: fn for name, fn in globals().items() if name.startswith("summary_")}
 
 
+def _summarise(claim: Claim, records: list[dict], aggregation: str) -> ClaimResult:
+    result = ClaimResult(claim=claim)
+    SUMMARIES[claim.summary](result, Table(claim, records, aggregation))
+    return result
+
+
+EXACT_PARTS = ("structural", "count")  # counts and bitwise checks: no sampling error
+
+
+def add_intervals(result: ClaimResult, records: list[dict], aggregation: str) -> None:
+    """Every figure's Figure: means clustered by (identity, prompt), the rest over identities."""
+    others = []
+    for metric, value in result.figures.items():
+        if verdicts.part_of(metric) in EXACT_PARTS:
+            result.intervals[metric] = exact(value)
+        elif result.samples.get(metric):
+            result.intervals[metric] = mean_figure(result.samples[metric])
+        else:
+            others.append(metric)
+    if not others:
+        return
+    by_identity: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        if record.get("status", "ok") == "ok":
+            by_identity[record["spec"]["identity"]].append(record)
+    identities = sorted(by_identity)
+
+    def recompute(drawn: list[str]) -> dict[str, float]:
+        renamed = [{**r, "spec": {**r["spec"], "identity": f"{ident}#{i}"}}
+                   for i, ident in enumerate(drawn) for r in by_identity[ident]]
+        return _summarise(result.claim, renamed, aggregation).figures
+
+    result.intervals.update(identity_bootstrap(identities, recompute, {m: result.figures[m] for m in others}))
+
+
 def evaluate(claim: Claim, records: list[dict], aggregation: str = "zero") -> ClaimResult:
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
@@ -288,44 +330,84 @@ def evaluate(claim: Claim, records: list[dict], aggregation: str = "zero") -> Cl
         result.notes.append(f"undefined on this run (constant or missing inputs): {', '.join(undefined)}")
     if result.n_failed:
         result.notes.append(f"{result.n_failed} of {len(records)} samples failed (recorded in the store)")
+    add_intervals(result, records, aggregation)
     return result
 
 
 @dataclass
 class ExpectationOutcome:
     expect: Expect
-    status: str  # "pass", "fail", "skip"
+    status: str  # PASS, FAIL, INCONCLUSIVE or NOT JUDGEABLE (idrift.verdicts)
     measured: float | None
     reason: str = ""
+    figure: Figure | None = None
+
+    @property
+    def part(self) -> str:
+        return verdicts.part_of(self.expect.metric)
 
     def line(self, claim_id: str) -> str:
-        shown = "n/a" if self.measured is None else f"{self.measured:.4g}"
-        return f"{claim_id}: {self.expect} [{self.expect.why}] -> {self.status.upper()} (measured {shown}){' - ' + self.reason if self.reason else ''}"
+        shown = "n/a" if self.measured is None else (self.figure.text() if self.figure else f"{self.measured:.4g}")
+        return f"{claim_id}: {self.expect} [{self.expect.why}] -> {self.status} (measured {shown}){' - ' + self.reason if self.reason else ''}"
+
+
+def figure_of(result: ClaimResult, metric: str) -> Figure | None:
+    """The figure with its interval; a figure evaluate gave no interval (latency, say) has none."""
+    if metric in result.intervals:
+        return result.intervals[metric]
+    value = result.figures.get(metric)
+    return None if value is None else Figure(float(value))
 
 
 def check_expectations(result: ClaimResult, profile: str, skip_reasons: dict[str, str]) -> list[ExpectationOutcome]:
-    """Judge each expectation that this profile can judge; say why the others are skipped."""
+    """Word each expectation by idrift.verdicts.decide; the ones this profile cannot judge are NOT
+    JUDGEABLE with the reason."""
     outcomes = []
     for expect in result.claim.expectations:
-        measured = result.figures.get(expect.metric)
+        figure = figure_of(result, expect.metric)
+        measured = None if figure is None else figure.value
         if profile not in expect.profiles:
             # Identity/LPIPS expectations (real only) get the profile's reason and what to provide.
             general = f"judged on the {' and '.join(expect.profiles)} profiles only"
             reason = (skip_reasons.get(profile) if expect.profiles == REAL_ONLY else None) or general
-            outcomes.append(ExpectationOutcome(expect, "skip", measured, reason))
-        elif measured is None:
-            outcomes.append(ExpectationOutcome(expect, "fail", None, "not measured: no samples produced this figure"))
-        else:
-            outcomes.append(ExpectationOutcome(expect, "pass" if expect.holds(measured) else "fail", measured))
+            outcomes.append(ExpectationOutcome(expect, verdicts.NOT_JUDGEABLE, measured, reason, figure))
+            continue
+        word, reason = verdicts.decide(expect.op, expect.value, figure)
+        outcomes.append(ExpectationOutcome(expect, word, measured, reason, figure))
     return outcomes
 
 
-def summary_lines(claim_id: str, outcomes: list[ExpectationOutcome]) -> list[str]:
-    """What the terminal shows for a claim: each judged expectation on its own line, and the ones
-    this profile cannot judge together on one line with the reason and what to provide."""
-    lines = [o.line(claim_id) for o in outcomes if o.status != "skip"]
-    skipped = [o for o in outcomes if o.status == "skip"]
+def claim_verdict(claim: Claim, outcomes: list[ExpectationOutcome], tier: str | None = None,
+                  require_real: bool = False) -> tuple[str, str, str]:
+    """(word, parts, whether the tier can decide it): the worst part's word, each part's word
+    ('structural PASS; identity NOT JUDGEABLE') and the simulation's power phrase ('' without a tier)."""
+    word = verdicts.claim_word([o.status for o in outcomes], require_real)
+    parts = verdicts.parts_text((o.part, o.status) for o in outcomes)
+    decides = ""
+    if tier is not None:
+        from idrift.baselines.simulate import tier_decides
+
+        decides = tier_decides(claim, tier)
+    return word, parts, decides
+
+
+def claim_line(claim: Claim, outcomes: list[ExpectationOutcome], tier: str | None = None,
+               require_real: bool = False) -> str:
+    """'figure5_drift: NOT JUDGEABLE (structural PASS; identity NOT JUDGEABLE); the smoke tier cannot decide it ...'"""
+    word, parts, decides = claim_verdict(claim, outcomes, tier, require_real)
+    return f"{claim.id}: {word} ({parts})" + (f"; {decides}" if decides else "")
+
+
+def summary_lines(claim_id: str, outcomes: list[ExpectationOutcome], tier: str | None = None,
+                  require_real: bool = False) -> list[str]:
+    """What the terminal shows for a claim: its word with each part, each judged expectation on its
+    own line, and the ones this profile cannot judge together on one line with the reason."""
+    from idrift.claims import CLAIMS_BY_ID
+
+    lines = [claim_line(CLAIMS_BY_ID[claim_id], outcomes, tier, require_real)] if claim_id in CLAIMS_BY_ID else []
+    lines += [o.line(claim_id) for o in outcomes if o.status != verdicts.NOT_JUDGEABLE]
+    skipped = [o for o in outcomes if o.status == verdicts.NOT_JUDGEABLE]
     if skipped:
         what = ", ".join(str(o.expect) for o in skipped)
-        lines.append(f"{claim_id}: SKIP {what} - {skipped[0].reason}")
+        lines.append(f"{claim_id}: NOT JUDGEABLE {what} - {skipped[0].reason}")
     return lines

@@ -30,3 +30,16 @@ def random_weights_fingerprint(profile: str, name: str, config: dict, seed: int)
     blob = json.dumps({"name": name, "config": config, "seed": seed, "builder": f"idrift.models.{profile}/1"},
                       sort_keys=True, default=str)
     return f"{profile}:" + hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def onnxruntime_provenance() -> dict | None:
+    """The onnxruntime module actually imported (its __version__, which the wheels' metadata may not
+    match) and whether the CPU and GPU wheels are both installed; None without onnxruntime."""
+    from idrift.faces.onnx_providers import imported_onnxruntime, installed_distributions
+
+    distributions = installed_distributions()
+    if not any(distributions.values()):
+        return None
+    imported = imported_onnxruntime()
+    return {"imported_version": imported["version"], "distributions": distributions,
+            "double_install": all(distributions.values())}

@@ -21,25 +21,43 @@ import pytest
 from idrift.claims import claims_in_family
 from idrift.config import PROFILES
 from idrift.distributed import assign_worker_gpus, pin_xdist_worker, xdist_group
+from idrift.env import EnvError, env_choice, env_flag, env_int
 from idrift.errors import IdriftError
 from idrift.evaluate import summary_lines
 
 _SESSION_KEY = pytest.StashKey["object"]()
+_CHECKED_KEY = pytest.StashKey["str | None"]()  # the first bad input met while collecting, or None
+_ENV_ERRORS: list[str] = []  # bad IDRIFT_* values met while the options were added: one UsageError later
+
+
+def _env(read, *args):
+    """An option's default from the environment (idrift.env); a bad value is kept for pytest_cmdline_main,
+    which stops the session with one line (an error raised while options are added prints a traceback)."""
+    try:
+        return read(*args)
+    except EnvError as exc:
+        _ENV_ERRORS.append(str(exc))
+        return args[-1]  # every reader's last argument is its default
 
 
 def pytest_addoption(parser):
+    _ENV_ERRORS.clear()  # in-process pytest runs (pytester) add the options again
     group = parser.getgroup("idrift", "idrift benchmarks")
-    group.addoption("--idrift-profile", default=os.environ.get("IDRIFT_PROFILE", "tiny"), choices=PROFILES,
+    group.addoption("--idrift-profile", default=_env(env_choice, "IDRIFT_PROFILE", PROFILES, "tiny"), choices=PROFILES,
                     help="tiny (random, CPU), synthetic (random, real size, GPU) or real (weights) [env IDRIFT_PROFILE]")
     group.addoption("--idrift-baseline", default=os.environ.get("IDRIFT_BASELINE"),
                     help="baseline name in baselines/ or a path (default: tiny-cpu / h100-synthetic / paper)")
-    group.addoption("--idrift-tier", default=os.environ.get("IDRIFT_TIER", "smoke"), choices=("smoke", "full"),
+    group.addoption("--idrift-tier", default=_env(env_choice, "IDRIFT_TIER", ("smoke", "full"), "smoke"),
+                    choices=("smoke", "full"),
                     help="smoke: a few identities x prompts; full: the paper's grids")
     group.addoption("--idrift-update-baselines", action="store_true",
                     help="rewrite the selected baseline from this run and print what changed")
     group.addoption("--idrift-require-real", action="store_true",
-                    default=os.environ.get("IDRIFT_REQUIRE_REAL", "") not in ("", "0"),
+                    default=_env(env_flag, "IDRIFT_REQUIRE_REAL", False),
                     help="fail, instead of skip, claims this profile cannot judge [env IDRIFT_REQUIRE_REAL=1]")
+    group.addoption("--idrift-strict", action="store_true",
+                    default=os.environ.get("IDRIFT_STRICT", "") not in ("", "0"),
+                    help="fail claims whose verdict is INCONCLUSIVE (interval straddles the bound) [env IDRIFT_STRICT=1]")
     group.addoption("--idrift-store", default=os.environ.get("IDRIFT_STORE"),
                     help="results store folder (default .idrift/store-<profile>)")
     group.addoption("--idrift-fresh", action="store_true", help="start from an empty results store")
@@ -49,12 +67,13 @@ def pytest_addoption(parser):
                     help="ID_sim of a generated image with no face: counts as 0 (zero) or is left out (detected)")
     group.addoption("--idrift-shard", default=os.environ.get("IDRIFT_SHARD"),
                     help="i/n: run only shard i of n of every grid (CI matrix jobs); merge stores with `idrift merge`")
-    group.addoption("--idrift-batch-size", default=int(os.environ.get("IDRIFT_BATCH_SIZE", "1")), type=int,
+    group.addoption("--idrift-batch-size", default=_env(env_int, "IDRIFT_BATCH_SIZE", 1), type=int,
                     help="generate up to this many samples that differ only in the seed as one batch (default 1; "
                          "images match those made alone up to float reassociation) [env IDRIFT_BATCH_SIZE]")
     from idrift.config import ACCELERATE_MODES, MEMORY_MODES, step_cache_threshold
 
-    group.addoption("--idrift-accelerate", default=os.environ.get("IDRIFT_ACCELERATE", "eager"), choices=ACCELERATE_MODES,
+    group.addoption("--idrift-accelerate", default=_env(env_choice, "IDRIFT_ACCELERATE", ACCELERATE_MODES, "eager"),
+                    choices=ACCELERATE_MODES,
                     help="eager (reference path, default); lossless: compiled blocks, cuDNN attention, VAE "
                          "channels_last (not compiled on a CPU); lossy: lossless plus fp8 matmuls (CUDA sm_89+) "
                          "[env IDRIFT_ACCELERATE]")
@@ -62,11 +81,11 @@ def pytest_addoption(parser):
                     metavar="THRESHOLD",
                     help="First-Block-Cache with this threshold, e.g. 0.12: skips backbone work on similar steps. "
                          "LOSSY. Default off [env IDRIFT_STEP_CACHE]")
-    group.addoption("--idrift-memory", default=os.environ.get("IDRIFT_MEMORY", "off"), choices=MEMORY_MODES,
+    group.addoption("--idrift-memory", default=_env(env_choice, "IDRIFT_MEMORY", MEMORY_MODES, "off"), choices=MEMORY_MODES,
                     help="off (default); offload: one resident backbone, text encoders offloaded (lossless); "
                          "offload-8bit: also 8-bit block weights (LOSSY) [env IDRIFT_MEMORY]")
     group.addoption("--idrift-allow-lossy-baselines", action="store_true",
-                    default=os.environ.get("IDRIFT_ALLOW_LOSSY_BASELINES", "") not in ("", "0"),
+                    default=_env(env_flag, "IDRIFT_ALLOW_LOSSY_BASELINES", False),
                     help="let --idrift-update-baselines write a baseline from a lossy pipeline (its provenance says "
                          "lossy) [env IDRIFT_ALLOW_LOSSY_BASELINES=1]")
     from idrift.models.paths import add_pytest_options
@@ -91,6 +110,7 @@ def _session(config):
             profile=config.getoption("--idrift-profile"), tier=config.getoption("--idrift-tier"),
             baseline=config.getoption("--idrift-baseline"), store=config.getoption("--idrift-store"),
             fresh=config.getoption("--idrift-fresh"), require_real=config.getoption("--idrift-require-real"),
+            strict=config.getoption("--idrift-strict"),
             update_baselines=config.getoption("--idrift-update-baselines"),
             identities=config.getoption("--idrift-identities"), aggregation=config.getoption("--idrift-aggregation"),
             shard=_parse_shard(config.getoption("--idrift-shard")), weights=options_from_pytest(config),
@@ -113,6 +133,8 @@ def pytest_cmdline_main(config):
     # xdist_group marks, below).
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
         config.option.dist = "loadgroup"
+    if _ENV_ERRORS:  # IDRIFT_BATCH_SIZE=abc, IDRIFT_REQUIRE_REAL=maybe, IDRIFT_PROFILE=nonsense: one line
+        raise pytest.UsageError(_ENV_ERRORS[0])
     try:
         _parse_shard(config.getoption("--idrift-shard", default=None))  # a bad i/n: one line, before anything runs
     except IdriftError as exc:
@@ -155,6 +177,26 @@ def pytest_configure(config):
         _session(config).wipe_store()  # once, before any worker starts; builds no model
 
 
+def _check_inputs(config) -> bool:
+    """idrift.checks.check_inputs once per session (the weights were checked in pytest_configure).
+    False when an input is bad: its message is kept for pytest_collection_modifyitems, which stops the
+    session with it (a UsageError raised while a module is collected is only that module's error)."""
+    if _CHECKED_KEY not in config.stash:
+        from idrift.checks import check_inputs
+
+        config.stash[_CHECKED_KEY] = None
+        try:
+            check_inputs(_session(config), weights=False)
+        except IdriftError as exc:
+            config.stash[_CHECKED_KEY] = str(exc)
+    return config.stash[_CHECKED_KEY] is None
+
+
+def _bad_input(config, exc: IdriftError) -> None:
+    if config.stash.get(_CHECKED_KEY, None) is None:
+        config.stash[_CHECKED_KEY] = str(exc)
+
+
 def _acceleration_requested(config) -> bool:
     return (config.getoption("--idrift-accelerate", default="eager") != "eager"
             or config.getoption("--idrift-step-cache", default=None) is not None
@@ -175,6 +217,8 @@ XDIST_LATENCY_SKIP = ("latency is measured in one process (pytest-benchmark turn
 
 @pytest.hookimpl(trylast=True)  # after xdist has tagged the test ids with their group
 def pytest_collection_modifyitems(config, items):
+    if config.stash.get(_CHECKED_KEY, None):  # a bad baseline, manifest, store...: one line, before any sample
+        raise pytest.UsageError(config.stash[_CHECKED_KEY])
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
         _check_xdist_groups(items)
@@ -206,6 +250,8 @@ def pytest_generate_tests(metafunc):
     family = getattr(metafunc.module, "CLAIM_FAMILY", None)
     if family is None:
         return
+    if not _check_inputs(metafunc.config):  # collecting the samples opens the store: check everything first
+        return
     claims = claims_in_family(family)
     if "idrift_claim" in metafunc.fixturenames:
         metafunc.parametrize("idrift_claim", claims, ids=[c.id for c in claims])
@@ -218,7 +264,8 @@ def pytest_generate_tests(metafunc):
             try:
                 specs = session.specs(claim)
             except IdriftError as exc:
-                raise pytest.UsageError(str(exc)) from exc
+                _bad_input(metafunc.config, exc)
+                return
             for spec in specs:  # the same sample may serve several claims: measure what each needs
                 seen.setdefault(spec.key, (spec, set()))[1].update(claim.metrics)
         for spec, metrics in seen.values():
@@ -242,27 +289,40 @@ def run_sample(session, sample) -> None:
 
 
 def check_claim(session, claim, request) -> None:
-    """Evaluate a claim, judge its expectations on this profile, gate it against the baseline."""
+    """Evaluate a claim, word its expectations on this profile (idrift.verdicts), gate it against the
+    baseline. FAIL fails the test; INCONCLUSIVE passes unless --idrift-strict; a claim that is NOT
+    JUDGEABLE in every part is skipped (failed under --idrift-require-real)."""
+    from idrift import verdicts as words
+    from idrift.evaluate import claim_line
+
     result = session.run_claim(claim)
     outcomes = session.outcomes[claim.id]
-    failures = [o.line(claim.id) for o in outcomes if o.status == "fail"]
-    skips = [o for o in outcomes if o.status == "skip"]
+    strict, require_real = session.options.strict, session.options.require_real
+    failures = [o.line(claim.id) for o in outcomes if o.status == words.FAIL]
+    inconclusive = [o.line(claim.id) for o in outcomes if o.status == words.INCONCLUSIVE]
+    skips = [o for o in outcomes if o.status == words.NOT_JUDGEABLE]
     verdicts = [] if session.options.update_baselines else session.gate(result)
-    failures += [v.message() for v in verdicts if v.failed]
+    failures += [v.message() for v in verdicts if v.word == words.FAIL]
+    inconclusive += [v.message() for v in verdicts if v.word == words.INCONCLUSIVE]
     notes = session.provenance_notes() if verdicts else []
+    line = claim_line(claim, outcomes, session.options.tier, require_real)
     request.node.user_properties.append(("idrift_figures", result.figures))
-    request.node.user_properties.append(("idrift_outcomes", summary_lines(claim.id, outcomes)))  # for -n
+    request.node.user_properties.append(("idrift_verdict", line))
+    request.node.user_properties.append(("idrift_outcomes", summary_lines(claim.id, outcomes, session.options.tier,
+                                                                          require_real)))  # for -n
+    if strict and inconclusive:
+        failures += ["--idrift-strict: INCONCLUSIVE counts as a failure"] + inconclusive
     if failures:
-        pytest.fail("\n".join(failures + [f"provenance: {n}" for n in notes]), pytrace=False)
+        pytest.fail("\n".join([line] + failures + [f"provenance: {n}" for n in notes]), pytrace=False)
     if notes:  # a passing comparison with a baseline from another setup must say so too
         import warnings
 
         warnings.warn(pytest.PytestWarning("\n".join(
             [f"idrift: baseline {session.baseline.path} was made on another setup; the comparison is not like for like:"]
             + [f"provenance: {n}" for n in notes])), stacklevel=2)
-    if skips and len(skips) == len(outcomes) or (skips and session.options.require_real):
+    if skips and len(skips) == len(outcomes) or (skips and require_real):
         reason = f"{claim.id}: {skips[0].reason}"
-        if session.options.require_real:
+        if require_real:
             pytest.fail(f"--idrift-require-real: {reason}", pytrace=False)
         pytest.skip(reason)
 
@@ -280,13 +340,25 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if acceleration:  # a lossy (or lossless) run is visibly labelled
         write(acceleration)
     for claim_id, outcomes in session.outcomes.items():
-        for line in summary_lines(claim_id, outcomes):
+        for line in summary_lines(claim_id, outcomes, session.options.tier, session.options.require_real):
             write(line)
     if session.options.update_baselines:
         from idrift.baselines.update import update_baseline
 
         for line in update_baseline(session):
             write(line)
+
+
+def pytest_unconfigure(config):
+    """Stamp this process's run finished in the store (only when it opened one): an unfinished run
+    in the store then means an interrupted one, as it does for `idrift run`."""
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is not None and "store" in session.__dict__:
+        try:
+            session.store.finish_run()
+            session.store.close()
+        except IdriftError as exc:  # e.g. the disk filled up: say so, the samples are kept
+            warnings.warn(pytest.PytestWarning(f"idrift: the run could not be marked finished: {exc}"))
 
 
 def _workers_summary(terminalreporter, acceleration: str | None) -> None:

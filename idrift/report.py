@@ -546,25 +546,57 @@ def table2(data: RunData) -> list[str]:
 # ---------------------------------------------------------------------------------------------- report
 
 
-def _claims_section(data: RunData) -> list[str]:
-    lines = ["| claim | paper | verdict | expectations (measured) |", "|---|---|---|---|"]
+def _paper_session(data: RunData):
+    """The run as `idrift compare RUN --baseline paper` sees it: the same session, outcomes and gate rows."""
+    from idrift.commands.run import session_from_run
+
+    return session_from_run(data.run, baseline=str(data.paper.path or PAPER_BASELINE), results=data.results)
+
+
+def _claims_section(data: RunData, session) -> list[str]:
+    """Each claim's word, its parts and expectations: idrift.evaluate.claim_line, as pytest, `idrift run`
+    and `idrift compare` print it."""
+    from idrift import verdicts
+    from idrift.evaluate import claim_line
+
+    lines = ["| claim | paper | verdict | expectations (measured, 95% CI, n) |", "|---|---|---|---|"]
     require_real = data.run.doc["options"].get("require_real", False)
     reasons: dict[str, int] = {}
     for claim in data.run.claims:
-        entry = data.run.doc["claims"][claim.id]
+        outcomes = session.outcomes.get(claim.id, [])
         parts = []
-        for o in entry["expectations"]:
-            measured = "n/a" if o["measured"] is None else f"{o['measured']:.4g}"
-            part = f"{o['metric']} {o['op']} {o['value']:g}: {o['status']} ({measured})"
-            if o["status"] == "skip":
-                part += f" [{reasons.setdefault(o['reason'], len(reasons) + 1)}]"
+        for o in outcomes:
+            measured = "n/a" if o.measured is None else (o.figure.text() if o.figure else f"{o.measured:.4g}")
+            part = f"{o.expect}: {o.status} ({measured})"
+            if o.status == verdicts.NOT_JUDGEABLE:
+                part += f" [{reasons.setdefault(o.reason, len(reasons) + 1)}]"
+            elif o.reason:
+                part += f" - {o.reason}"
             parts.append(part)
-        statuses = [o["status"] for o in entry["expectations"]]
-        verdict = ("fail" if "fail" in statuses or (require_real and "skip" in statuses)
-                   else "pass" if "pass" in statuses else "skip")
-        lines.append(f"| {claim.id} | {claim.paper} | {verdict} | {'<br>'.join(parts).replace('|', '/')} |")
+        line = claim_line(claim, outcomes, data.run.tier, require_real).split(": ", 1)[1]
+        lines.append(f"| {claim.id} | {claim.paper} | {line.replace('|', '/')} | {'<br>'.join(parts).replace('|', '/')} |")
     if reasons:
-        lines += [""] + [f"[{n}] skipped: {reason}" for reason, n in reasons.items()]
+        lines += [""] + [f"[{n}] not judgeable: {reason}" for reason, n in reasons.items()]
+    return lines
+
+
+def _paper_section(rows: list[dict], paper) -> list[str]:
+    """Every number of baselines/paper.json: the run's value with its interval and n, whether the paper's
+    number lies inside that interval, and the gate's word (the rows of `idrift compare --baseline paper`)."""
+    lines = ["| claim | number | paper | run | run 95% CI | n (run) | paper inside | word |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["status"] == "no baseline":
+            continue
+        ci = "-" if r.get("candidate_ci_low") is None else f"[{_cell(r['candidate_ci_low'])}, {_cell(r['candidate_ci_high'])}]"
+        inside = {True: "yes", False: "no", None: "-"}[r.get("baseline_inside")]
+        n = "-" if r.get("candidate_n") is None else str(r["candidate_n"])
+        lines.append(f"| {r['claim']} | {r['metric'].replace('|', '/')} | {_cell(r['baseline'])} | {_cell(r['candidate'])} | "
+                     f"{ci} | {n} | {inside} | {r['status']} |")
+    measured = {r["claim"] for r in rows}
+    for claim_id, claim in paper.claims.items():
+        if claim_id not in measured:
+            lines += [f"| {claim_id} | {metric.replace('|', '/')} | {_cell(m.aggregate)} | - | - | - | - | not in this run |"
+                      for metric, m in sorted(claim.metrics.items())]
     return lines
 
 
@@ -601,7 +633,15 @@ def write_report(run, out: str | Path, paper=None) -> Report:
     notes = list(run.notes)
     if notes:
         lines += ["", "Notes:"] + [f"- {n}" for n in notes]
-    lines += ["", "## Claims", ""] + _claims_section(data)
+    from idrift.commands.compare import compare_rows
+
+    session = _paper_session(data)
+    rows = compare_rows(session)
+    lines += ["", "## Claims", ""] + _claims_section(data, session)
+    lines += ["", "## The paper, number by number", "",
+              ("Each number of baselines/paper.json beside this run's value, its 95% interval and n, whether the "
+               "paper's number lies inside the interval, and the word `idrift compare RUN --baseline paper` gives it."),
+              "", *_paper_section(rows, data.paper)]
     lines += ["", "## Table 1: backbone swap", "", *table1(data), "",
               ("Run values come from the claims table1_backbone_swap, table1_dev4_diagnostic and latency "
                "(\"-\": not in this run or not stated by the paper).")]

@@ -23,6 +23,7 @@ from idrift.errors import NonFiniteError
 from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline
 
 PIXEL_METRIC_VERSION = "pixels/2"
+LEASE_POLL_S = 0.5  # how often a process waiting for a sample another process leased looks again
 ALL_METRICS = ("pixels", "id_sim", "lpips")  # pixels are always measured: cheap, and the golden values
 
 
@@ -153,22 +154,63 @@ class Runner:
         """Generate `specs` and measure `metrics` on them where the store lacks either; return
         their records in spec order."""
         store = self.ctx.store
-        todo = [s for s in specs if store.get(s) is None]
+        usable = getattr(store, "usable", None)  # ResultsStore: also checks the image file against its hash
+        todo = [s for s in specs if not (usable(s) if usable else store.get(s) is not None)]
         if self.ctx.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.ctx.batch_size}")
         batches = _batches(_trajectory_groups(todo), self.ctx.batch_size)
         bar = tqdm(total=len(todo), desc=desc or "samples", unit="img", disable=not progress or not todo,
                    dynamic_ncols=True)
+        deferred: list[list[RunSpec]] = []  # groups another process holds the lease of
         for batch in batches:
+            batch, others = self._leased(batch)
+            deferred += others
+            if not batch:
+                continue
             first = batch[0][0]
             bar.set_postfix_str(f"{first.config_label} {first.sample_label}" + (f" +{len(batch) - 1}" if len(batch) > 1 else ""),
                                 refresh=False)
-            self._generate_batch(batch)
+            self._generate_batch_leased(batch)
             bar.update(sum(len(group) for group in batch))
+        while deferred:  # another process is making these: wait for it, or take over a freed lease
+            waiting = []
+            for group in deferred:
+                if all(usable(s) if usable else store.get(s) is not None for s in group):
+                    bar.update(len(group))
+                    continue
+                mine, _ = self._leased([group])
+                if mine:
+                    self._generate_batch_leased(mine)
+                    bar.update(len(group))
+                else:
+                    waiting.append(group)
+            deferred = waiting
+            if deferred:
+                time.sleep(LEASE_POLL_S)
         bar.close()
         for spec in specs:
             self._measure(spec, metrics)
         return [as_record(store.get(s)) for s in specs]
+
+    def _leased(self, batch: list[list[RunSpec]]) -> tuple[list[list[RunSpec]], list[list[RunSpec]]]:
+        """(groups of `batch` this process now holds the leases of, groups another process holds)."""
+        take = getattr(self.ctx.store, "take_leases", None)
+        if take is None:
+            return batch, []
+        held = take([s.key for group in batch for s in group])
+        mine = [g for g in batch if all(s.key in held for s in g)]
+        release = [s.key for g in batch if g not in mine for s in g if s.key in held]
+        if release:
+            self.ctx.store.release_leases(release)
+        return mine, [g for g in batch if g not in mine]
+
+    def _generate_batch_leased(self, batch: list[list[RunSpec]]) -> None:
+        try:
+            self._generate_batch(batch)
+        finally:
+            release = getattr(self.ctx.store, "release_leases", None)
+            if release is not None:
+                release([s.key for group in batch for s in group])
 
     def _generate_batch(self, batch: list[list[RunSpec]]) -> None:
         """One pipeline run for the groups of `batch` (same run but the seed); results go to the store."""

@@ -86,6 +86,7 @@ class SessionOptions:
     store: str | None = None
     fresh: bool = False
     require_real: bool = False
+    strict: bool = False  # INCONCLUSIVE claims fail (--idrift-strict, idrift run --strict)
     update_baselines: bool = False
     identities: str | None = None  # manifest path; None: the built-in set
     aggregation: str = "zero"
@@ -166,13 +167,24 @@ class BenchmarkSession:
     # ---- places -----------------------------------------------------------------------------
     @cached_property
     def cache_dir(self) -> Path:
-        path = Path(self.options.cache_dir or os.environ.get("IDRIFT_CACHE", Path.cwd() / ".idrift"))
-        path.mkdir(parents=True, exist_ok=True)
+        """Caches (the built-in identity set, a private torch hub dir): the same folder from any working
+        directory, so that a run resumes from anywhere (idrift.data.identities.user_cache_dir)."""
+        from idrift.data.identities import user_cache_dir
+
+        path = Path(self.options.cache_dir) if self.options.cache_dir else user_cache_dir()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IdriftError(f"cache folder {path} cannot be created ({exc.strerror or exc}); set IDRIFT_CACHE "
+                              "to a folder you can write to") from None
         return path
 
     @cached_property
     def store_path(self) -> Path:
-        return Path(self.options.store or self.cache_dir / f"store-{self.profile}")
+        """--idrift-store, else <IDRIFT_CACHE or ./.idrift>/store-<profile> (the documented default)."""
+        if self.options.store:
+            return Path(self.options.store)
+        return Path(os.environ.get("IDRIFT_CACHE") or Path.cwd() / ".idrift") / f"store-{self.profile}"
 
     def wipe_store(self) -> None:
         """--idrift-fresh: delete the store folder, once, without opening it (the pytest-xdist controller
@@ -223,8 +235,9 @@ class BenchmarkSession:
         """Every missing or malformed weight, in one error, before any work starts."""
         from idrift.errors import WeightsError
         from idrift.models.paths import check_weights, weights_problem_report
+        from idrift.models.verify import verify_statuses
 
-        report = weights_problem_report(check_weights(self.weight_paths))
+        report = weights_problem_report(verify_statuses(check_weights(self.weight_paths)))
         if report:
             raise WeightsError(report)
 
@@ -438,6 +451,11 @@ class BenchmarkSession:
             "packages": package_versions(), "python": platform.python_version(), "machine": platform.machine(),
             "aggregation": self.options.aggregation,
         }
+        from idrift.provenance import onnxruntime_provenance
+
+        onnxruntime = onnxruntime_provenance()  # the module imported, beside the wheels' metadata in packages
+        if onnxruntime is not None:
+            prov["onnxruntime"] = onnxruntime
         if self.profile == "real":
             # From configs and file headers, without loading a tensor.
             from idrift.models.paths import check_weights
@@ -510,7 +528,8 @@ class BenchmarkSession:
         return load_baseline(path)
 
     def gate(self, result: ClaimResult) -> list:
-        """Compare every figure the baseline holds for this claim; paired where both have samples."""
+        """Compare every figure the baseline holds for this claim; paired where both have samples.
+        The words follow idrift.verdicts: see gate_row_status for NOT JUDGEABLE and not informative."""
         from idrift.baselines.gate import compare_metric, ratio_gate
 
         claim_base = self.baseline.claims.get(result.claim.id)
@@ -520,6 +539,11 @@ class BenchmarkSession:
         for metric_id, base in sorted(claim_base.metrics.items()):
             if metric_id not in result.figures:
                 continue
+            figure = result.intervals.get(metric_id)
+            # Golden values of random weights (a tiny run against a tiny baseline) are deterministic: the
+            # point is compared. Against other samples (the paper's, a real run's) the run's interval counts.
+            sampled = self.profile == "real" or self.baseline.provenance.get("profile") != self.profile
+            interval_of = figure if sampled else None
             if metric_id == "speedup" and {"dev-28", "schnell-4"} <= self.latency.keys():
                 verdict = ratio_gate(self.latency["dev-28"]["seconds"], self.latency["schnell-4"]["seconds"],
                                      base.aggregate, tolerance=base.tolerance, tolerance_kind=base.tolerance_kind,
@@ -530,7 +554,12 @@ class BenchmarkSession:
                     result.claim.id, metric_id, base, candidate_aggregate=result.figures[metric_id],
                     candidate_samples=samples, baseline_gpu=self.baseline.provenance.get("gpu"),
                     candidate_gpu=self.provenance.get("gpu"),
+                    candidate_interval=interval_of.ci if interval_of is not None else None,
+                    candidate_sem=interval_of.sem if interval_of is not None else None,
+                    candidate_n=figure.n if figure is not None else None,
                 )
+            verdict.baseline_n = base.n
+            gate_row_status(verdict, figure, self.profile, self.baseline.provenance.get("profile"), base)
             verdicts.append(verdict)
         self.verdicts[result.claim.id] = verdicts
         return verdicts
@@ -539,6 +568,40 @@ class BenchmarkSession:
         from idrift.baselines.gate import provenance_mismatches
 
         return provenance_mismatches(self.baseline.provenance, self.provenance)
+
+
+def gate_row_status(verdict, figure, profile: str, baseline_profile: str | None, base) -> None:
+    """The two words a gate row gets besides the interval's (idrift.verdicts.gate_word):
+
+    - NOT JUDGEABLE: an identity or LPIPS figure of random weights (tiny, synthetic) against numbers of
+      another profile (the paper's): random weights make no faces, so the comparison says nothing.
+      CPU timings of tiny models against a GPU's numbers are NOT JUDGEABLE too.
+    - not informative: an identity or LPIPS figure of random weights that cannot move on this profile
+      (every value one constant, e.g. ID_sim 0 of faceless images, against the same constant): it
+      passes trivially and is not counted as a pass.
+    A baseline whose direction contradicts the metric's declared one (idrift.verdicts.METRICS) gets a note.
+    """
+    from idrift import verdicts
+
+    declared = verdicts.direction_of(verdict.metric)
+    if base.direction != "equal" and base.direction != declared:
+        verdict.notes.append(f"the baseline says {base.direction}, idrift declares {declared} for this metric")
+    part = verdicts.part_of(verdict.metric)
+    if part == "latency" and profile == "tiny" and baseline_profile != profile:
+        verdict.status = "not judgeable"
+        verdict.notes.insert(0, "CPU timings of tiny models say nothing of a GPU's speed: latency is judged on "
+                                "the synthetic and real profiles")
+        return
+    if profile == "real" or part not in ("identity", "LPIPS"):
+        return
+    if baseline_profile != profile:
+        verdict.status = "not judgeable"
+        verdict.notes.insert(0, SKIP_REASONS.get(profile, f"the {profile} profile cannot judge identity"))
+        return
+    constant = figure is not None and figure.constant and figure.value == base.aggregate
+    if constant and (not base.samples or len(set(base.samples.values())) == 1):
+        verdict.status = "not informative"
+        verdict.notes.insert(0, f"{figure.value:g} on both sides and on every sample: cannot move on the {profile} profile")
 
 
 def gate_samples(result: ClaimResult, metric_id: str) -> dict[str, float] | None:

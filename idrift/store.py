@@ -47,6 +47,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import sys
 import tempfile
@@ -68,10 +69,16 @@ IMAGES_DIR = "images"
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x69647266  # "idrf": marks the file as an idrift store (PRAGMA application_id)
 BUSY_TIMEOUT_S = 60.0
+LEASE_S = 1800.0  # a lease's lifetime (s): longer than any one sample or trajectory group takes
 STATUSES = ("ok", "failed")
 SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(RunSpec))
 
-_SCHEMA = """
+_LEASES = """CREATE TABLE IF NOT EXISTS leases (
+    spec_key TEXT PRIMARY KEY,
+    owner    TEXT NOT NULL,
+    expires  REAL NOT NULL
+)"""
+_SCHEMA = _LEASES + """;
 CREATE TABLE IF NOT EXISTS runs (
     run_id     TEXT PRIMARY KEY,
     started    TEXT NOT NULL,
@@ -155,10 +162,55 @@ class SampleRecord:
         return RunSpec(**self.spec)
 
     def load_image(self) -> Image.Image:
+        """The sample's image, checked against its row's pixel hash: a truncated, replaced or unreadable
+        file is a StoreError naming it (a resume regenerates it: ResultsStore.usable)."""
         if self.image_path is None:
             raise StoreError(f"sample {self.spec_key} has no image (status {self.status}: {self.error})")
-        with Image.open(self.image_path) as im:
-            return im.convert("RGB") if im.mode != "RGB" else im.copy()
+        problem = image_problem(self.image_path, self.image_sha256)
+        if isinstance(problem, str):
+            raise StoreError(f"image {self.image_path} of sample {self.spec_key}: {problem}; rerun the run's command "
+                             "(it regenerates the sample) or restore the file")
+        return problem
+
+
+def image_problem(path: Path, sha: str | None) -> Image.Image | str:
+    """The image at `path` when it decodes and has pixel hash `sha`; otherwise why not (a str)."""
+    try:
+        with Image.open(path) as im:
+            image = im.copy()
+            image.load()
+    except FileNotFoundError:
+        return "the file is missing"
+    except (OSError, SyntaxError, ValueError) as exc:  # PIL: truncated, not an image, bad chunk
+        return f"cannot be decoded ({exc})"
+    if sha is not None and image_sha256(image) != sha:
+        return f"its pixels do not match the stored hash {sha} (the file was changed or replaced)"
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def _disk_error(path: Path, exc: BaseException) -> StoreError:
+    """A write that failed (disk full, read-only file system) as one line naming the path. Nothing
+    committed is lost: the transaction rolled back, and a resume after freeing space goes on."""
+    text = str(getattr(exc, "strerror", None) or exc)
+    if "full" in text.lower() or getattr(exc, "errno", None) == 28:
+        return StoreError(f"cannot write {path}: the disk is full ({text}); nothing stored was lost: free space "
+                          "and rerun the same command to resume")
+    return StoreError(f"cannot write {path} ({text}); make the store folder writable or choose another one")
+
+
+def _owner_gone(owner: str) -> bool:
+    """True when a lease's owner ("host:pid:nonce") is a process of this host that has exited."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -190,7 +242,12 @@ def _retry_busy(fn: Callable[[], Any], what: str) -> Any:
 
 def _connect(db_path: Path, readonly: bool) -> sqlite3.Connection:
     if readonly:
-        conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        # A WAL database in a folder this process cannot write (a read-only run folder, a mounted
+        # archive): SQLite cannot make its -shm file, and mode=ro alone fails as "unable to open".
+        # Nobody can be writing such a store, so it is read as immutable.
+        immutable = "&immutable=1" if not os.access(db_path.parent, os.W_OK) else ""
+        conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro{immutable}", uri=True, timeout=BUSY_TIMEOUT_S,
+                               isolation_level=None)
     else:
         conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
     conn.row_factory = sqlite3.Row
@@ -217,6 +274,8 @@ class ResultsStore:
         self.images_dir = self.path / IMAGES_DIR
         self.readonly = readonly
         self.run_id: str | None = None
+        self._verified: set[str] = set()  # spec keys whose image file this process checked or wrote
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # of this process's leases
         if readonly:
             if not self.db_path.is_file():
                 raise StoreError(f"no results store at {self.path} (expected {self.db_path})")
@@ -250,7 +309,7 @@ class ResultsStore:
         except OSError as exc:
             raise StoreError(
                 f"results store folder {self.path} is not writable ({exc.strerror or exc}); "
-                "choose a folder you can write to (e.g. --store ./results)"
+                "choose a folder you can write to (--idrift-store DIR, or another `idrift run --out DIR`)"
             ) from exc
 
     def _check_schema(self) -> None:
@@ -268,6 +327,8 @@ class ResultsStore:
             # Per connection. In WAL mode NORMAL loses nothing committed when a process is killed
             # (only a power cut can lose the last transactions).
             conn.execute("PRAGMA synchronous = NORMAL")
+            if not self.readonly and "leases" not in tables:  # a store written before leases existed
+                conn.execute(_LEASES)
             return
         if app_id == APPLICATION_ID:
             raise StoreError(
@@ -303,7 +364,49 @@ class ResultsStore:
                 conn.execute("ROLLBACK")
             raise
 
+    # -- leases -----------------------------------------------------------------------------------
+    # Two processes on one store (two `pytest benchmarks` runs, a run beside pytest -n) must not both
+    # compute a sample: before generating, a process takes a lease row per spec key in one write
+    # transaction; the others skip that key and come back to it (Runner.ensure). A lease is freed when
+    # its sample is stored, when the store is closed, when it expires (LEASE_S), or at once when its
+    # owner is a process of this host that no longer exists (a SIGKILLed run's resume does not wait).
+
+    def take_leases(self, keys: Iterable[str], ttl: float | None = None) -> set[str]:
+        """Lease what nobody else holds of `keys`; returns the keys this process now holds."""
+        keys = list(dict.fromkeys(keys))
+        if self.readonly or not keys:
+            return set(keys)
+        now, ttl = time.time(), LEASE_S if ttl is None else ttl
+
+        def write(c: sqlite3.Connection) -> set[str]:
+            held = set()
+            for key in keys:
+                row = c.execute("SELECT owner, expires FROM leases WHERE spec_key = ?", (key,)).fetchone()
+                if row is None or row["owner"] == self.owner or row["expires"] < now or _owner_gone(row["owner"]):
+                    c.execute("INSERT OR REPLACE INTO leases (spec_key, owner, expires) VALUES (?, ?, ?)",
+                              (key, self.owner, now + ttl))
+                    held.add(key)
+            return held
+
+        return self._write(write)
+
+    def release_leases(self, keys: Iterable[str] | None = None) -> None:
+        """Free this process's leases (all of them, or those of `keys`)."""
+        if self.readonly or self._conn is None:
+            return
+        if keys is None:
+            self._write(lambda c: c.execute("DELETE FROM leases WHERE owner = ?", (self.owner,)))
+            return
+        keys = list(keys)
+        self._write(lambda c: c.executemany("DELETE FROM leases WHERE spec_key = ? AND owner = ?",
+                                            [(k, self.owner) for k in keys]))
+
     def close(self) -> None:
+        if getattr(self, "_conn", None) is not None and not self.readonly:
+            try:
+                self.release_leases()
+            except (StoreError, sqlite3.Error):
+                pass  # expired or freed by the next process anyway
         if getattr(self, "_conn", None) is not None:
             self._conn.close()
             self._conn = None  # type: ignore[assignment]
@@ -336,7 +439,13 @@ class ResultsStore:
                     conn.execute("ROLLBACK")
                 raise
 
-        return _retry_busy(attempt, f"writing {self.db_path}")
+        try:
+            return _retry_busy(attempt, f"writing {self.db_path}")
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if "full" in text or "readonly" in text or "read-only" in text or "disk i/o" in text:
+                raise _disk_error(self.db_path, exc) from None
+            raise
 
     def _read(self, fn) -> Any:
         """Run fn(conn) in one read transaction: a consistent snapshot, retried while busy."""
@@ -400,7 +509,10 @@ class ResultsStore:
             image = image.convert("RGB")
         buf = io.BytesIO()
         image.save(buf, format="PNG")
-        _atomic_write(self.image_path(spec_key), buf.getvalue())
+        try:
+            _atomic_write(self.image_path(spec_key), buf.getvalue())
+        except OSError as exc:
+            raise _disk_error(self.image_path(spec_key), exc) from None
         return image_sha256(image)
 
     def put_generation(
@@ -434,6 +546,8 @@ class ResultsStore:
         spec_json = _dumps(spec.as_dict(), "spec")
         key = spec.key
         sha = self._write_image(key, image) if image is not None else None
+        if sha is not None:
+            self._verified.add(key)
         run_id = self._current_run()
 
         def write(c: sqlite3.Connection) -> None:
@@ -510,6 +624,32 @@ class ResultsStore:
             created=row["created"],
             metrics=metrics,
         )
+
+    def usable(self, spec: RunSpec) -> bool:
+        """True when `spec` is finished and, if ok, its image file decodes to its stored hash. A resume
+        regenerates what is not usable: the store trusts nothing on disk it did not check (once per
+        process and key)."""
+        record = self.get(spec)
+        if record is None:
+            return False
+        if not record.ok or record.spec_key in self._verified:
+            return True
+        if isinstance(image_problem(record.image_path, record.image_sha256), str):
+            return False
+        self._verified.add(record.spec_key)
+        return True
+
+    def damaged_images(self) -> list[str]:
+        """One line per finished sample whose image file is missing, does not decode or is not its hash."""
+        def read(c: sqlite3.Connection) -> list[sqlite3.Row]:
+            return c.execute("SELECT spec_key, image_sha256 FROM samples WHERE status = 'ok' ORDER BY spec_key").fetchall()
+
+        out = []
+        for row in self._read(read):
+            problem = image_problem(self.image_path(row["spec_key"]), row["image_sha256"])
+            if isinstance(problem, str):
+                out.append(f"{self.image_path(row['spec_key'])}: {problem}")
+        return out
 
     def get(self, spec: RunSpec | str) -> SampleRecord | None:
         """The finished sample for `spec` (a RunSpec or its key), or None if it must be generated.
@@ -672,6 +812,14 @@ def merge_stores(sources: Iterable[str | os.PathLike], out: str | os.PathLike) -
             finally:
                 store.close()
 
+        # Every image copied must be the one its row describes: a changed file is refused, not spread.
+        for key, (rec, origin) in samples.items():
+            if origin != out_path and rec.image_path is not None:
+                problem = image_problem(rec.image_path, rec.image_sha256)
+                if isinstance(problem, str):
+                    raise MergeConflictError(
+                        f"merge refused: image {rec.image_path} of spec key {key} in {origin}: {problem}; rerun "
+                        f"that store's run to regenerate it (or delete the file), then merge again")
         # Images first (atomic), rows after, all rows in one transaction.
         for key, (rec, origin) in samples.items():
             if origin != out_path and rec.image_path is not None:

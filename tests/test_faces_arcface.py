@@ -115,7 +115,11 @@ def test_det_size_is_checked(synthetic_antelopev2):
 
 
 def test_select_providers():
-    assert select_providers() == ["CPUExecutionProvider"]  # this machine: CPU onnxruntime only
+    # This environment's onnxruntime, whichever wheel is installed (CPU, or GPU after the README's GPU line):
+    import onnxruntime
+
+    gpu_wheel = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    assert select_providers() == (["CUDAExecutionProvider"] if gpu_wheel else []) + ["CPUExecutionProvider"]
     assert select_providers(["AzureExecutionProvider", "CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     assert select_providers(["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]) == [
         "CUDAExecutionProvider",
@@ -126,14 +130,34 @@ def test_select_providers():
 
 
 def test_provider_report_on_this_machine():
+    from importlib import metadata
+
     import onnxruntime
 
     report = provider_report()
-    assert report["distributions"]["onnxruntime"] == onnxruntime.__version__
-    assert report["distributions"]["onnxruntime-gpu"] is None
+    assert report["imported"]["version"] == onnxruntime.__version__  # the module in use, not a wheel's metadata
+    installed = {d.metadata["Name"]: d.version for d in metadata.distributions()}
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        assert report["distributions"][dist] == installed.get(dist)
+    assert report["double_install"] == all(report["distributions"].values())
     assert "CPUExecutionProvider" in report["available_providers"]
-    assert report["selected_providers"] == ["CPUExecutionProvider"]
-    assert report["torch_cuda"] is False and report["warning"] is None
+    assert report["selected_providers"] == select_providers(onnxruntime.get_available_providers())
+    import torch
+
+    assert report["torch_cuda"] is torch.cuda.is_available()
+    if not torch.cuda.is_available():
+        assert report["warning"] is None
+
+
+def test_provider_report_flags_a_cpu_and_gpu_double_install():
+    both = {"onnxruntime": "1.32.0", "onnxruntime-gpu": "1.31.1"}
+    report = provider_report(available=["CUDAExecutionProvider", "CPUExecutionProvider"], distributions=both,
+                             torch_cuda=True)
+    assert report["double_install"] is True
+    assert "onnxruntime 1.32.0" in report["double_install_note"] and "onnxruntime-gpu 1.31.1" in report["double_install_note"]
+    single = provider_report(available=["CPUExecutionProvider"], distributions={"onnxruntime": "1.32.0",
+                                                                                  "onnxruntime-gpu": None})
+    assert single["double_install"] is False and single["double_install_note"] is None
 
 
 def test_provider_report_warns_when_cpu_wheel_overwrote_gpu_wheel():
@@ -210,10 +234,15 @@ def test_det_threshold_reaches_the_detector(synthetic_antelopev2, image_320):
 def test_provenance_records_the_providers_used(arcface, synthetic_antelopev2):
     prov = arcface.provenance()
     assert prov["backend"] == "arcface" and prov["folder"] == str(synthetic_antelopev2.folder)
-    assert prov["providers"] == {role: ["CPUExecutionProvider"] for role in REQUIRED_FILES}
     assert set(prov["models"]) == set(REQUIRED_FILES.values())
-    assert prov["onnxruntime"]["selected_providers"] == ["CPUExecutionProvider"]
-    assert prov["cuda_libraries"] is None and "warning" not in prov  # CUDA was not asked for
+    selected = select_providers()  # CPU, or CUDA first after the README's GPU install
+    assert prov["onnxruntime"]["selected_providers"] == selected
+    if selected == ["CPUExecutionProvider"]:
+        assert prov["providers"] == {role: ["CPUExecutionProvider"] for role in REQUIRED_FILES}
+        assert prov["cuda_libraries"] is None and "warning" not in prov  # CUDA was not asked for
+    else:  # the sessions record what they really got: CUDA where it works, else CPU with a warning
+        assert all(got[-1] == "CPUExecutionProvider" for got in prov["providers"].values())
+        assert isinstance(prov["cuda_libraries"], str)
 
 
 def test_provenance_warns_when_cuda_was_asked_for_but_sessions_run_on_the_cpu(synthetic_antelopev2):

@@ -38,12 +38,10 @@ import numpy as np
 from scipy import stats
 
 from idrift.baselines.schema import DIRECTIONS, TOLERANCE_KINDS
+from idrift.stats import BOOTSTRAP_BATCH, CONFIDENCE, mean_interval  # noqa: F401 (re-exported: the gate's interval)
 
-STATUSES = ("pass", "fail", "insufficient", "not comparable")
+STATUSES = ("pass", "fail", "insufficient", "not comparable", "not judgeable", "not informative")
 
-# Resamples are drawn in batches of this size. Fixed, so that one paired_gate call and the
-# vectorised simulation (idrift.baselines.simulate) draw the very same resamples for a seed.
-BOOTSTRAP_BATCH = 100
 
 # Packages whose major.minor changes what the numbers mean; a comparison flags a difference.
 KEY_PACKAGES = ("torch", "diffusers", "transformers", "insightface", "onnxruntime", "lpips")
@@ -75,13 +73,21 @@ class Verdict:
     interval: tuple[float, float] | None  # interval of the difference
     tolerance: float
     direction: str
-    n: int | None  # pairs (after averaging seeds) or samples behind the candidate
+    n: int | None  # pairs (after averaging seeds) or independent units behind the candidate
     notes: list[str] = field(default_factory=list)
     tolerance_kind: str = "absolute"
     margin: float | None = None  # the tolerance in the metric's units (relative x |baseline|)
     method: str = ""  # how the interval was made
     missing_in_candidate: list[str] = field(default_factory=list)  # baseline keys the run lacks
     missing_in_baseline: list[str] = field(default_factory=list)  # run keys the baseline lacks
+    baseline_n: int | None = None  # the n the baseline states (the paper's 84), never the run's
+
+    @property
+    def word(self) -> str:
+        """PASS, FAIL, INCONCLUSIVE or NOT JUDGEABLE: idrift.verdicts.gate_word, the one rule."""
+        from idrift.verdicts import gate_word
+
+        return gate_word(self)
 
     @property
     def failed(self) -> bool:
@@ -105,8 +111,8 @@ class Verdict:
             tol = f"{_num(self.tolerance)} absolute"
         interval = "-" if self.interval is None else f"[{_num(self.interval[0])}, {_num(self.interval[1])}]"
         lines = [
-            f"{self.status.upper()}: {self.claim} / {self.metric}",
-            f"  baseline    {_num(self.baseline)}",
+            f"{self.word}: {self.claim} / {self.metric}",
+            f"  baseline    {_num(self.baseline)}" + (f"  (n={self.baseline_n})" if self.baseline_n is not None else ""),
             f"  candidate   {_num(self.candidate)}" + (f"  (n={self.n})" if self.n is not None else ""),
             f"  difference  {_num(self.difference)}  (candidate - baseline)",
             f"  interval    {interval}" + (f"  {self.method}" if self.method else ""),
@@ -131,6 +137,7 @@ class Verdict:
             "margin": self.margin,
             "direction": self.direction,
             "n": self.n,
+            "baseline_n": self.baseline_n,
             "method": self.method,
             "notes": "; ".join(self.notes),
         }
@@ -162,50 +169,6 @@ def fails(lo, hi, margin: float, direction: str):
     return (lo > margin) | (hi < -margin)
 
 
-def mean_interval(
-    x, *, confidence: float = 0.95, n_resamples: int = 9999, method: str = "percentile", seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bootstrap CI of the mean of `x` along its last axis (one row per independent problem).
-
-    Percentile by default, not BCa. Simulated at n = 84 both give the same false-alarm rate and
-    power (python -m idrift.baselines.simulate --method BCa), but BCa's bias correction counts
-    resampled means that tie with the observed mean, and regression runs are full of ties
-    (unchanged samples give a difference of exactly 0): float rounding then moves BCa's interval
-    by more than a real shift (29 zeros and one 0.03: shifting every value up by 0.001 LOWERED the
-    BCa upper bound from 0.0048 to 0.0040), so a better candidate could fail. The percentile
-    interval moves exactly with the data, which keeps the gate monotone.
-    Where every value in a row is equal, the interval is the point itself (scipy would warn and
-    return NaN); a row BCa cannot do falls back to percentile.
-    """
-    x = np.asarray(x, dtype=float)
-    constant = np.all(x == x[..., :1], axis=-1)
-
-    def run(data, how):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            res = stats.bootstrap(
-                (data,), np.mean, axis=-1, vectorized=True, paired=False, confidence_level=confidence,
-                n_resamples=n_resamples, method=how, batch=BOOTSTRAP_BATCH, rng=np.random.default_rng(seed),
-            )
-        return np.asarray(res.confidence_interval.low, float), np.asarray(res.confidence_interval.high, float)
-
-    if np.all(constant):
-        point = x.mean(axis=-1)
-        return np.asarray(point, float), np.asarray(point, float)
-    lo, hi = run(x, method)
-    point = x.mean(axis=-1)
-    lo, hi = np.where(constant, point, lo), np.where(constant, point, hi)
-    broken = (np.isnan(lo) | np.isnan(hi)) & ~constant
-    if np.any(broken):
-        plo, phi = run(x[broken] if x.ndim > 1 else x, "percentile")
-        if x.ndim > 1:
-            lo[broken], hi[broken] = plo, phi
-        else:
-            lo, hi = plo, phi
-    return lo, hi
-
-
 _KEY = re.compile(r"^([^|]+)\|([^|]+)\|(-?\d+)\|([^|]+)$")
 
 
@@ -229,7 +192,7 @@ def paired_gate(
     tolerance: float,
     direction: str,
     tolerance_kind: str = "absolute",
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     n_resamples: int = 9999,
     seed: int = 0,
     method: str = "percentile",
@@ -318,30 +281,37 @@ def band_gate(
     direction: str,
     tolerance_kind: str = "absolute",
     candidate_sem: float | None = None,
-    confidence: float = 0.95,
+    candidate_interval: tuple[float, float] | None = None,
+    confidence: float = CONFIDENCE,
     n: int | None = None,
+    baseline_n: int | None = None,
     claim: str = "",
     metric: str = "",
 ) -> Verdict:
     """Aggregate-only baselines (no per-sample values, e.g. the paper's): a tolerance band.
 
-    With the candidate's standard error, the interval is difference +- z * sem (normal
-    approximation of a mean), so a noisy candidate is failed only when clearly outside the band;
-    without it, the interval is the point.
+    With the candidate's own interval (its bootstrap CI, idrift.stats), the interval of the
+    difference is that interval minus the baseline; else with its standard error, difference +-
+    z * sem (normal approximation of a mean); a noisy candidate is then failed only when clearly
+    outside the band. Without either, the interval is the point. `n` is the candidate's n,
+    `baseline_n` the n the baseline states.
     """
     _check_rule(tolerance, direction, tolerance_kind)
     margin = tolerance_margin(tolerance, tolerance_kind, baseline_aggregate)
     verdict = Verdict(
         claim=claim, metric=metric, status="fail", baseline=float(baseline_aggregate),
         candidate=float(candidate_aggregate), difference=None, interval=None, tolerance=tolerance,
-        direction=direction, n=n, tolerance_kind=tolerance_kind, margin=margin,
+        direction=direction, n=n, tolerance_kind=tolerance_kind, margin=margin, baseline_n=baseline_n,
     )
     if not math.isfinite(candidate_aggregate):
         verdict.notes.append("the candidate value is NaN/inf: the measurement failed")
         return verdict
     diff = float(candidate_aggregate - baseline_aggregate)
     verdict.difference = diff
-    if candidate_sem is not None and candidate_sem > 0:
+    if candidate_interval is not None and candidate_interval[0] < candidate_interval[1]:
+        verdict.interval = (float(candidate_interval[0] - baseline_aggregate), float(candidate_interval[1] - baseline_aggregate))
+        verdict.method = f"{confidence:.0%} interval of the candidate (its bootstrap), minus the baseline"
+    elif candidate_sem is not None and candidate_sem > 0:
         half = float(stats.norm.ppf(0.5 + confidence / 2)) * candidate_sem
         verdict.interval = (diff - half, diff + half)
         verdict.method = f"{confidence:.0%} normal interval from the candidate's standard error {_num(candidate_sem)}"
@@ -366,7 +336,7 @@ def ratio_gate(
     tolerance: float,
     tolerance_kind: str = "relative",
     direction: str = "higher_is_better",
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     n_resamples: int = 9999,
     seed: int = 0,
     claim: str = "",
@@ -428,7 +398,7 @@ def absolute_latency_gate(
     tolerance: float,
     tolerance_kind: str = "relative",
     direction: str = "lower_is_better",
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     n_resamples: int = 9999,
     seed: int = 0,
     claim: str = "",
@@ -481,6 +451,8 @@ def compare_metric(
     candidate_aggregate: float,
     candidate_samples: Mapping[str, float] | None = None,
     candidate_sem: float | None = None,
+    candidate_interval: tuple[float, float] | None = None,
+    candidate_n: int | None = None,
     baseline_gpu: str | None = None,
     candidate_gpu: str | None = None,
     **bootstrap_options,
@@ -498,8 +470,9 @@ def compare_metric(
     if base.samples and candidate_samples:
         return paired_gate(candidate_samples, base.samples, claim=claim, metric=metric, **rule, **bootstrap_options)
     return band_gate(
-        candidate_aggregate, base.aggregate, candidate_sem=candidate_sem, n=base.n, claim=claim, metric=metric,
-        **rule, confidence=bootstrap_options.get("confidence", 0.95),
+        candidate_aggregate, base.aggregate, candidate_sem=candidate_sem, candidate_interval=candidate_interval,
+        n=candidate_n, baseline_n=base.n, claim=claim, metric=metric,
+        **rule, confidence=bootstrap_options.get("confidence", CONFIDENCE),
     )
 
 

@@ -173,6 +173,9 @@ def resolve_baseline(name_or_path: str | os.PathLike, search_dir: str | os.PathL
     looks_like_path = text.endswith(".json") or os.sep in text or (os.altsep and os.altsep in text)
     if looks_like_path:
         path = Path(text)
+        if path.is_dir():
+            raise BaselineError(f"baseline {path} is a folder, not a baseline file; give a .json file in it "
+                                f"(e.g. {path / 'paper.json'}) or a baseline name")
         if not path.is_file():
             raise BaselineError(f"baseline file {path} does not exist; give an existing file or a baseline name")
         return path
@@ -261,6 +264,8 @@ def load_baseline(path: str | os.PathLike) -> Baseline:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BaselineError(f"baseline file {path} does not exist; check the path or the baseline name") from None
+    except IsADirectoryError:
+        raise BaselineError(f"baseline {path} is a folder, not a baseline file; give a .json file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError(f"baseline file {path} cannot be read ({exc}); check the file") from None
     try:

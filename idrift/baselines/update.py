@@ -2,7 +2,8 @@
 the caller prints the diff against the file it replaces.
 
 Tolerances of measured baselines follow one table (`RULES`), keyed by metric-id prefix, so a blessed
-file is reproducible and every number carries the rule that set it.
+file is reproducible and every number carries the rule that set it. The one-sided rules take their
+direction from idrift.verdicts.METRICS, where every metric's direction is declared once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from idrift.baselines.io import Baseline, ClaimBaseline, MetricBaseline, diff_baselines, load_baseline, write_baseline
 from idrift.errors import IdriftError
+from idrift.verdicts import direction_of
 
 
 @dataclass(frozen=True)
@@ -31,16 +33,16 @@ RULES: tuple[tuple[str, tuple[str, ...] | None, Rule | None], ...] = (
     # CPU timings of tiny models vary with the machine and its load: no regression signal, not recorded.
     ("latency_s", ("tiny",), None),
     ("speedup", ("tiny",), None),
-    ("latency_s", None, Rule("lower_is_better", 0.10, "relative", "s", True, "seconds per image; same GPU model only")),
-    ("speedup", None, Rule("higher_is_better", 0.15, "relative", "x", False, "ratio measured in one run: portable")),
+    ("latency_s", None, Rule(direction_of("latency_s"), 0.10, "relative", "s", True, "seconds per image; same GPU model only")),
+    ("speedup", None, Rule(direction_of("speedup"), 0.15, "relative", "x", False, "ratio measured in one run: portable")),
     ("samples_varying_with_guidance", None, Rule("equal", 0.0, unit="samples", note="structural: exact")),
     ("trajectory_final_mismatches", None, Rule("equal", 0.0, unit="samples", note="structural: exact")),
     ("pixel_mean", None, Rule("equal", 0.5, unit="8-bit level", note=GOLDEN + " (0.5 absorbs CPU float reassociation)")),
-    ("id_sim", ("real",), Rule("higher_is_better", 0.005, unit="cosine",
+    ("id_sim", ("real",), Rule(direction_of("id_sim"), 0.005, unit="cosine",
                                note="paired per sample; 0.005 with 4 seeds per pair gives >=90% power for a 0.02 drop")),
-    ("lpips", ("real",), Rule("lower_is_better", 0.005, unit="LPIPS")),
-    ("detection_rate", ("real",), Rule("higher_is_better", 0.05, unit="fraction")),
-    ("peak_step", ("real",), Rule("lower_is_better", 4.0, unit="steps")),
+    ("lpips", ("real",), Rule(direction_of("lpips"), 0.005, unit="LPIPS")),
+    ("detection_rate", ("real",), Rule(direction_of("detection_rate"), 0.05, unit="fraction")),
+    ("peak_step", ("real",), Rule(direction_of("peak_step"), 4.0, unit="steps")),
     ("", ("real",), Rule("equal", 0.02, note="measured level, two-sided")),
     ("", None, Rule("equal", 1e-3, note=GOLDEN)),
 )

@@ -12,7 +12,15 @@ difference, interval, tolerance, verdict. Metrics only one side has get a row to
 the baseline has it, the run does not; 'no baseline': the other way round); neither fails.
 Provenance differences (profile, GPU, weights, key package versions) are listed.
 
-Exit status: 1 when any row is 'fail' (a regression), 0 otherwise, 2 on a usage error.
+Words (idrift.verdicts, docs/verdicts.md): each row and each claim is PASS, FAIL, INCONCLUSIVE or
+NOT JUDGEABLE, the words `idrift run`, `idrift report` and pytest print. Against numbers of another
+profile (the paper's), a tiny or synthetic run's identity and LPIPS rows are NOT JUDGEABLE; rows
+that cannot move on the profile (ID_sim 0 of faceless images on both sides) are 'not informative'
+and not counted as passes. Every row gives the run's value with its own interval and n and whether
+the baseline's number lies inside that interval (the paper, number by number).
+
+Exit status: 1 on a FAIL (a regression or a refuted claim); INCONCLUSIVE is 0 unless --strict;
+2 on a usage error.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from __future__ import annotations
 import json
 
 FORMATS = ("text", "markdown", "json")
-COLUMNS = ("claim", "metric", "baseline", "candidate", "difference", "interval", "tolerance", "verdict")
+COLUMNS = ("claim", "metric", "baseline", "candidate", "candidate CI", "n", "inside", "difference", "interval",
+           "tolerance", "verdict")
 
 
 def register(subparsers) -> None:
@@ -32,6 +41,8 @@ def register(subparsers) -> None:
                         help="baseline name in baselines/ (tiny-cpu, paper, ...) or a path to a .json file")
     parser.add_argument("--format", choices=FORMATS, default="text",
                         help="text (terminal), markdown (CI job summary) or json (machines). Default text")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 on INCONCLUSIVE too (the interval straddles the bound: more samples needed)")
     parser.set_defaults(func=run)
 
 
@@ -41,7 +52,18 @@ def register(subparsers) -> None:
 def _empty_row(claim: str, metric: str, status: str, note: str) -> dict:
     return {"claim": claim, "metric": metric, "status": status, "baseline": None, "candidate": None,
             "difference": None, "ci_low": None, "ci_high": None, "tolerance": None, "tolerance_kind": None,
-            "margin": None, "direction": None, "n": None, "method": "", "notes": note}
+            "margin": None, "direction": None, "n": None, "baseline_n": None, "method": "", "notes": note}
+
+
+def _with_figure(row: dict, figure) -> dict:
+    """The candidate's own interval and n, and whether the baseline's number lies inside it."""
+    row["candidate_ci_low"] = row["candidate_ci_high"] = row["baseline_inside"] = None
+    row["candidate_n"] = None if figure is None else figure.n
+    if figure is not None and figure.ci is not None:
+        row["candidate_ci_low"], row["candidate_ci_high"] = figure.ci
+        if row["baseline"] is not None:
+            row["baseline_inside"] = bool(figure.ci[0] <= row["baseline"] <= figure.ci[1])
+    return row
 
 
 def compare_rows(session) -> list[dict]:
@@ -54,19 +76,22 @@ def compare_rows(session) -> list[dict]:
             for metric in sorted(result.figures):
                 row = _empty_row(claim_id, metric, "no baseline", f"baseline {baseline.name} has no entry for this claim")
                 row["candidate"] = result.figures[metric]
-                rows.append(row)
+                rows.append(_with_figure(row, result.intervals.get(metric)))
             continue
-        rows += [v.as_row() for v in session.gate(result)]
+        for v in session.gate(result):
+            row = v.as_row()
+            row["status"] = v.word
+            rows.append(_with_figure(row, result.intervals.get(v.metric)))
         for metric in sorted(claim_base.metrics.keys() - result.figures.keys()):
             row = _empty_row(claim_id, metric, "missing", "the baseline has this figure, the run does not")
             base = claim_base.metrics[metric]
             row.update(baseline=base.aggregate, tolerance=base.tolerance, tolerance_kind=base.tolerance_kind,
-                       direction=base.direction)
-            rows.append(row)
+                       direction=base.direction, baseline_n=base.n)
+            rows.append(_with_figure(row, None))
         for metric in sorted(result.figures.keys() - claim_base.metrics.keys()):
             row = _empty_row(claim_id, metric, "no baseline", "the run has this figure, the baseline does not")
             row["candidate"] = result.figures[metric]
-            rows.append(row)
+            rows.append(_with_figure(row, result.intervals.get(metric)))
     order = {claim_id: i for i, claim_id in enumerate(session.results)}
     return sorted(rows, key=lambda r: (order[r["claim"]], r["metric"]))
 
@@ -101,22 +126,43 @@ def _tolerance(row: dict) -> str:
     return f"{side}{_num(margin)}{rel}"
 
 
+def _candidate_ci(row: dict) -> str:
+    return "-" if row.get("candidate_ci_low") is None else f"[{_num(row['candidate_ci_low'])}, {_num(row['candidate_ci_high'])}]"
+
+
 def cells(row: dict) -> list[str]:
-    return [row["claim"], row["metric"], _num(row["baseline"]), _num(row["candidate"]), _num(row["difference"]),
-            _interval(row), _tolerance(row), row["status"].upper() if row["status"] == "fail" else row["status"]]
+    inside = {True: "yes", False: "no", None: "-"}[row.get("baseline_inside")]
+    n = "-" if row.get("candidate_n") is None else str(row["candidate_n"])
+    return [row["claim"], row["metric"], _num(row["baseline"]), _num(row["candidate"]), _candidate_ci(row), n, inside,
+            _num(row["difference"]), _interval(row), _tolerance(row), row["status"]]
 
 
 def row_notes(rows: list[dict]) -> list[str]:
     """The gate's notes (samples missing on one side, too few pairs, another GPU, ...), one line per
-    row. Failures print in full elsewhere; 'missing' and 'no baseline' say all in their status."""
-    return [f"{r['claim']} / {r['metric']}: {r['status']}: {r['notes']}"
-            for r in rows if r["status"] not in ("fail", "missing", "no baseline") and r["notes"]]
+    row; rows that share one reason (NOT JUDGEABLE: random weights make no faces) share one line.
+    Failures print in full elsewhere; 'missing' and 'no baseline' say all in their status."""
+    out: list[str] = []
+    shared: dict[str, list[str]] = {}
+    for r in rows:
+        if r["status"] in ("FAIL", "missing", "no baseline") or not r["notes"]:
+            continue
+        if r["status"] in ("NOT JUDGEABLE", "not informative"):
+            shared.setdefault(f"{r['status']}: {r['notes']}", []).append(f"{r['claim']} / {r['metric']}")
+        else:
+            out.append(f"{r['claim']} / {r['metric']}: {r['status']}: {r['notes']}")
+    for reason, where in shared.items():
+        shown = ", ".join(where[:4]) + (f", ... ({len(where)} rows)" if len(where) > 4 else "")
+        out.append(f"{shown}: {reason}")
+    return out
 
 
-def format_text(header: str, rows: list[dict], mismatches: list[str], notes: list[str], failures: list[str]) -> str:
+def format_text(header: str, rows: list[dict], mismatches: list[str], notes: list[str], failures: list[str],
+                claim_lines: list[str] = (), strict: bool = False) -> str:
     table = [list(COLUMNS)] + [cells(r) for r in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
     lines = [header, ""]
+    if claim_lines:
+        lines += ["claims:"] + [f"  {line}" for line in claim_lines] + [""]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
     if failures:
         lines += ["", "regressions:"] + failures
@@ -128,7 +174,7 @@ def format_text(header: str, rows: list[dict], mismatches: list[str], notes: lis
         lines += [f"  {m}" for m in mismatches]
     if notes:
         lines += ["", "notes:"] + [f"  {n}" for n in notes]
-    lines += ["", verdict_line(rows)]
+    lines += ["", verdict_line(rows, claim_lines, strict)]
     return "\n".join(lines)
 
 
@@ -136,13 +182,16 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")  # metric ids like id_sim[dev-28|portrait] would split a cell
 
 
-def format_markdown(header: str, rows: list[dict], mismatches: list[str], notes: list[str]) -> str:
-    failed = any(r["status"] == "fail" for r in rows)
-    lines = [f"## idrift compare: {'REGRESSION' if failed else 'no regression'}", "", header, "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+def format_markdown(header: str, rows: list[dict], mismatches: list[str], notes: list[str],
+                    claim_lines: list[str] = (), strict: bool = False) -> str:
+    failed = any(r["status"] == "FAIL" for r in rows)
+    lines = [f"## idrift compare: {'REGRESSION' if failed else 'no regression'}", "", header, ""]
+    if claim_lines:
+        lines += ["**Claims**", ""] + [f"- {_md(line)}" for line in claim_lines] + [""]
+    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
         c = cells(row)
-        c[-1] = f"**{c[-1]}**" if row["status"] == "fail" else c[-1]
+        c[-1] = f"**{c[-1]}**" if row["status"] in ("FAIL", "INCONCLUSIVE") else c[-1]
         lines.append("| " + " | ".join(_md(x) for x in c) + " |")
     details = row_notes(rows)
     if details:
@@ -153,14 +202,30 @@ def format_markdown(header: str, rows: list[dict], mismatches: list[str], notes:
         lines += [f"- {_md(m)}" for m in mismatches]
     if notes:
         lines += ["", "**Notes**", ""] + [f"- {_md(n)}" for n in notes]
-    lines += ["", verdict_line(rows)]
+    lines += ["", verdict_line(rows, claim_lines, strict)]
     return "\n".join(lines)
 
 
-def verdict_line(rows: list[dict]) -> str:
+def claim_words(claim_lines: list[str]) -> list[str]:
+    """The words of 'claim: WORD (parts)' lines."""
+    from idrift.verdicts import WORDS
+
+    return [next(w for w in WORDS if line.split(": ", 1)[1].startswith(w)) for line in claim_lines]
+
+
+def verdict_line(rows: list[dict], claim_lines: list[str] = (), strict: bool = False) -> str:
+    """FAIL (exit 1); else INCONCLUSIVE, PASS or NOT JUDGEABLE; then the count of every row's word.
+    Not-informative rows are counted apart, never as passes."""
+    from idrift.verdicts import exit_status
+
     c = counts(rows)
     parts = ", ".join(f"{n} {status}" for status, n in sorted(c.items()))
-    return f"{'FAIL' if c.get('fail') else 'PASS'}: {parts or 'nothing compared'}"
+    words = [r["status"] for r in rows] + claim_words(list(claim_lines))
+    if exit_status(words, strict=strict):
+        word = "FAIL"
+    else:  # nothing failed: INCONCLUSIVE if something could not be decided, else PASS if something passed
+        word = next((w for w in ("INCONCLUSIVE", "PASS") if w in words), "NOT JUDGEABLE")
+    return f"{word}: {parts or 'nothing compared'}"
 
 
 # ----------------------------------------------------------------------------------------------- run
@@ -168,6 +233,7 @@ def verdict_line(rows: list[dict]) -> str:
 
 def run(args) -> int:
     from idrift.commands.run import load_run, session_from_run
+    from idrift.verdicts import exit_status
 
     run_dir = load_run(args.run_dir)  # a bad run directory fails before anything heavy is imported
     session = session_from_run(run_dir, baseline=args.baseline)
@@ -178,15 +244,28 @@ def run(args) -> int:
     header = (f"run {run_dir.path} (profile {run_dir.profile}, tier {run_dir.tier}) against baseline "
               f"{baseline.name} ({baseline.path})")
     failures = [v.message() for vs in session.verdicts.values() for v in vs if v.failed]
+    claim_lines = session_claim_lines(session)
+    strict = getattr(args, "strict", False)
+    words = [r["status"] for r in rows] + claim_words(claim_lines)
+    status = exit_status(words, strict=strict)
     if args.format == "json":
         print(json.dumps({
             "run": str(run_dir.path), "run_provenance": run_dir.provenance,
             "baseline": {"name": baseline.name, "path": str(baseline.path), "provenance": baseline.provenance},
-            "rows": rows, "counts": counts(rows), "failed": any(r["status"] == "fail" for r in rows),
+            "rows": rows, "counts": counts(rows), "failed": bool(status),
+            "claims": dict(zip(session.outcomes, claim_words(claim_lines))), "claim_lines": claim_lines,
             "provenance_mismatches": mismatches, "notes": notes,
         }, indent=1, sort_keys=True, allow_nan=False))
     elif args.format == "markdown":
-        print(format_markdown(header, rows, mismatches, notes))
+        print(format_markdown(header, rows, mismatches, notes, claim_lines, strict))
     else:
-        print(format_text(header, rows, mismatches, notes, failures))
-    return 1 if any(r["status"] == "fail" for r in rows) else 0
+        print(format_text(header, rows, mismatches, notes, failures, claim_lines, strict))
+    return status
+
+
+def session_claim_lines(session) -> list[str]:
+    """Each claim's line, exactly as pytest and `idrift run` print it (idrift.evaluate.claim_line)."""
+    from idrift.claims import CLAIMS_BY_ID
+    from idrift.evaluate import claim_line
+
+    return [claim_line(CLAIMS_BY_ID[cid], outcomes, session.options.tier) for cid, outcomes in session.outcomes.items()]

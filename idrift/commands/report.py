@@ -24,9 +24,27 @@ def run(args) -> int:
     from idrift.report import write_report
 
     run_dir = load_run(args.run_dir)
+    _refuse_damaged_images(run_dir)  # idrift.store trusts nothing on disk it did not check
     out = Path(args.out) if args.out else run_dir.path / "report"
     report = write_report(run_dir, out)
     print(f"wrote {out / 'report.md'} and {len(report.written)} figure(s): {', '.join(report.written) or 'none'}")
     for name, why in report.missing.items():
         print(f"missing {name}: {why}")
     return 0
+
+
+def _refuse_damaged_images(run_dir) -> None:
+    """A run whose stored images were truncated or replaced: one line naming the first, not a PIL error."""
+    from idrift.errors import IdriftError
+
+    store = run_dir.open_store()
+    if store is None:
+        return
+    try:
+        damaged = store.damaged_images()
+    finally:
+        store.close()
+    if damaged:
+        more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+        raise IdriftError(f"image {damaged[0]}{more}; rerun the run's `idrift run ... --out {run_dir.path}` "
+                          "(it regenerates damaged samples), then report again")

@@ -34,6 +34,7 @@ from idrift.claims import CLAIMS, CLAIMS_BY_ID, FAMILIES, Claim, get_claims
 from idrift.config import PROFILES
 from idrift.errors import IdriftError
 from idrift.models.paths import INFU_VARIANTS, WEIGHT_OPTIONS
+from idrift.verdicts import NOT_JUDGEABLE, claim_word, exit_status, normalize, part_of, parts_text
 
 RESULTS_FILE = "results.json"
 STORE_DIR = "store"
@@ -59,6 +60,8 @@ def register(subparsers) -> None:
                         help="ID_sim of a generated image with no face: counts as 0 (zero, default) or is left out")
     parser.add_argument("--require-real", action="store_true",
                         help="count expectations this profile cannot judge as failures (GPU CI)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 on INCONCLUSIVE claims too (their interval straddles the bound)")
     from idrift.config import ACCELERATE_MODES, MEMORY_MODES, step_cache_threshold
 
     parser.add_argument("--accelerate", choices=ACCELERATE_MODES, default="eager",
@@ -115,8 +118,12 @@ def run(args) -> int:
     )
     session = BenchmarkSession(options)  # builds nothing yet
     session.check_acceleration()  # e.g. lossy on a CPU: one line, before any model loads
+    from idrift.checks import check_inputs
+
+    check_inputs(session, baseline=False)  # manifest, --out writable, a GPU for synthetic, every weight on real
     out.mkdir(parents=True, exist_ok=True)
     doc = new_results(session, claims)
+    doc["options"]["strict"] = bool(args.strict)
     carry_over(out, doc)  # before any model loads: a clash with an earlier run fails at once
     doc["provenance"] = session.provenance
     print(f"idrift run: profile {session.profile}, tier {options.tier}, {len(claims)} claim(s), "
@@ -184,6 +191,7 @@ def new_results(session, claims: list[Claim]) -> dict:
         "options": {
             "profile": session.profile, "tier": session.options.tier, "claims": [c.id for c in claims],
             "aggregation": session.options.aggregation, "require_real": session.options.require_real,
+            "strict": bool(getattr(session.options, "strict", False)),
             "identities": identities_manifest(session),
             "weights": {k: v for k, v in session.options.weights.items() if v is not None},
             "acceleration": session.options.acceleration_label,  # RunSpec.acceleration of every sample
@@ -213,7 +221,7 @@ def carry_over(out: Path, doc: dict) -> None:
         if previous.get("run_format") != RUN_FORMAT:
             raise ValueError(f"run_format {previous.get('run_format')!r}")
     except (OSError, ValueError) as exc:
-        raise IdriftError(f"{path} cannot be read ({exc}); remove it or choose another --out") from None
+        raise IdriftError(f"{path} cannot be read ({exc}); {unreadable_results_advice(out)}") from None
     before = {k: previous["options"].get(k, OPTION_DEFAULTS.get(k)) for k in SAME_RUN_OPTIONS}
     differing = [k for k in SAME_RUN_OPTIONS if before[k] != doc["options"].get(k)]
     if differing:
@@ -227,6 +235,12 @@ def carry_over(out: Path, doc: dict) -> None:
     doc["options"]["claims"] = [c.id for c in CLAIMS if c.id in doc["claims"] or c.id in doc["options"]["claims"]]
     if kept:
         print(f"keeping {len(kept)} claim(s) finished earlier in {out}: {', '.join(kept)}", file=sys.stderr)
+
+
+def unreadable_results_advice(out: Path) -> str:
+    """What to do about an unreadable results.json: the same advice from `run`, `compare` and `report`."""
+    return (f"remove it and rerun the run's `idrift run ... --out {out}` (its samples stay in {out / STORE_DIR} "
+            "and are reused), or choose another --out")
 
 
 def identities_manifest(session) -> str | None:
@@ -243,16 +257,23 @@ def identities_manifest(session) -> str | None:
 def outcome_dict(outcome) -> dict:
     e = outcome.expect
     return {"metric": e.metric, "op": e.op, "value": e.value, "profiles": list(e.profiles), "why": e.why,
-            "status": outcome.status, "measured": outcome.measured, "reason": outcome.reason}
+            "status": outcome.status, "measured": outcome.measured, "reason": outcome.reason, "part": outcome.part,
+            "line": outcome.line(""),  # the expectation's line as pytest prints it (claim id left out)
+            "figure": None if outcome.figure is None else outcome.figure.as_dict()}
 
 
 def claim_entry(session, result, keys: list[str]) -> dict:
+    from idrift.evaluate import claim_verdict as judged
+
     claim = result.claim
     return {
         "title": claim.title, "paper": claim.paper, "protocol": claim.protocol,
         "figures": result.figures, "samples": result.samples, "notes": result.notes,
         "n_records": result.n_records, "n_failed": result.n_failed,
         "expectations": [outcome_dict(o) for o in session.outcomes[claim.id]],
+        **dict(zip(("verdict", "verdict_parts", "verdict_tier"), judged(
+            claim, session.outcomes[claim.id], session.options.tier, session.options.require_real))),
+        "intervals": {m: f.as_dict() for m, f in sorted(result.intervals.items())},
         "spec_keys": keys,
         "provenance": session.provenance,  # every number written carries where it came from
     }
@@ -279,16 +300,15 @@ SUMMARY_WIDTH = 30  # claim-id column
 
 
 def any_failed(doc: dict) -> bool:
+    """idrift.verdicts.exit_status over the claims' words (FAIL; INCONCLUSIVE under --strict)."""
     require_real = doc["options"].get("require_real", False)
-    return any(o["status"] == "fail" or (require_real and o["status"] == "skip")
-               for entry in doc["claims"].values() for o in entry["expectations"])
+    words = [claim_verdict(entry, require_real) for entry in doc["claims"].values()]
+    return bool(exit_status(words, strict=doc["options"].get("strict", False)))
 
 
 def claim_verdict(entry: dict, require_real: bool = False) -> str:
-    statuses = [o["status"] for o in entry["expectations"]]
-    if "fail" in statuses or (require_real and "skip" in statuses):
-        return "FAIL"
-    return "PASS" if "pass" in statuses else "SKIP"
+    """The claim's word: the worst of its expectations' (idrift.verdicts.claim_word)."""
+    return claim_word([o["status"] for o in entry["expectations"]], require_real)
 
 
 def key_figures(entry: dict) -> dict[str, float]:
@@ -310,6 +330,8 @@ def no_faces(entry: dict) -> bool:
 
 
 def summary(doc: dict) -> str:
+    from idrift.stats import Figure
+
     require_real = doc["options"].get("require_real", False)
     incomplete = "" if doc["complete"] else " (INCOMPLETE: rerun the same command to resume)"
     lines = [f"\nprofile {doc['options']['profile']}, tier {doc['options']['tier']}{incomplete}"]
@@ -321,25 +343,32 @@ def summary(doc: dict) -> str:
     for claim_id in [c.id for c in CLAIMS if c.id in doc["claims"]]:
         entry = doc["claims"][claim_id]
         shown = "  ".join(f"{k}={_fmt(v)}" for k, v in key_figures(entry).items()) or "(no figures)"
-        lines.append(f"{claim_verdict(entry, require_real):4}  {claim_id:{SUMMARY_WIDTH}} {shown}")
+        word = claim_verdict(entry, require_real)
+        lines.append(f"{word:13}  {claim_id:{SUMMARY_WIDTH}} {shown}")
+        parts = parts_text((o.get("part") or part_of(o["metric"]), o["status"]) for o in entry["expectations"])
+        lines.append(f"{'':15}{parts}" + (f"; {entry['verdict_tier']}" if entry.get("verdict_tier") else ""))
         for o in entry["expectations"]:
             expect = f"{o['metric']} {o['op']} {o['value']:g}"
-            line = f"        {o['status']:4}  {expect}  (measured {_fmt(o['measured'])})"
-            if o["status"] == "skip":
+            word = normalize(o["status"])
+            measured = Figure.from_dict(o["figure"]).text() if o.get("figure") else _fmt(o["measured"])
+            line = f"{'':15}{word:13}  {expect}  (measured {measured})"
+            if word == NOT_JUDGEABLE:
                 number = reasons.setdefault(o["reason"], len(reasons) + 1)
-                line += f"  skipped [{number}]"
+                line += f"  reason [{number}]"
             elif o["reason"]:
                 line += f"  {o['reason']}"
             lines.append(line)
         if entry["n_failed"]:
-            lines.append(f"        {entry['n_failed']} of {entry['n_records']} samples failed (see the store)")
+            lines.append(f"{'':15}{entry['n_failed']} of {entry['n_records']} samples failed (see the store)")
         if no_faces(entry):
-            lines.append("        no generated image has a face: ID_sim is 0 by the aggregation rule")
+            lines.append(f"{'':15}no generated image has a face: ID_sim is 0 by the aggregation rule")
     if reasons:
-        lines.append("skipped because:")
+        lines.append("not judgeable because:")
         lines += [f"  [{n}] {reason}" for reason, n in reasons.items()]
         if require_real:
-            lines.append("--require-real: a skipped expectation counts as a failure")
+            lines.append("--require-real: a NOT JUDGEABLE expectation counts as a failure")
+    if doc["options"].get("strict"):
+        lines.append("--strict: an INCONCLUSIVE claim counts as a failure")
     return "\n".join(lines)
 
 
@@ -422,6 +451,7 @@ class Run:
         from scipy.stats import ConstantInputWarning
 
         from idrift.evaluate import ClaimResult, evaluate
+        from idrift.stats import Figure
 
         out = {}
         store = self.open_store()
@@ -438,7 +468,8 @@ class Run:
                     out[claim.id] = ClaimResult(claim=claim, figures=dict(entry["figures"]),
                                                 samples={k: dict(v) for k, v in entry["samples"].items()},
                                                 notes=list(entry["notes"]), n_records=entry["n_records"],
-                                                n_failed=entry["n_failed"])
+                                                n_failed=entry["n_failed"],
+                                                intervals={m: Figure.from_dict(f) for m, f in entry.get("intervals", {}).items()})
                     continue
                 with warnings.catch_warnings():
                     # A constant input makes a rank correlation undefined: evaluate drops that figure
@@ -469,7 +500,7 @@ def load_run(path: str | os.PathLike) -> Run:
     try:
         doc = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IdriftError(f"{file} cannot be read ({exc}); rerun `idrift run --out {path}`") from None
+        raise IdriftError(f"{file} cannot be read ({exc}); {unreadable_results_advice(path)}") from None
     if not isinstance(doc, dict) or doc.get("run_format") != RUN_FORMAT:
         found = doc.get("run_format") if isinstance(doc, dict) else None
         raise IdriftError(f"{file}: run_format {found!r}, this idrift reads {RUN_FORMAT}; rerun `idrift run`")
@@ -485,7 +516,7 @@ def load_run(path: str | os.PathLike) -> Run:
     return run
 
 
-def session_from_run(run: Run, baseline: str | None = None):
+def session_from_run(run: Run, baseline: str | None = None, results: dict | None = None):
     """A BenchmarkSession that holds a finished run's results, so `compare` and `bless` use the very
     gate and baseline code of the pytest path. Nothing is generated and no model is built."""
     from idrift.evaluate import check_expectations
@@ -497,7 +528,7 @@ def session_from_run(run: Run, baseline: str | None = None):
     # with the run's provenance is both cheaper and right: the numbers came from that run.
     session.__dict__["provenance"] = run.provenance
     session.latency = run.latency
-    for claim_id, result in run.results().items():
+    for claim_id, result in (run.results() if results is None else results).items():
         session.results[claim_id] = result
         session.outcomes[claim_id] = check_expectations(result, session.profile, SKIP_REASONS)
     return session

@@ -426,7 +426,18 @@ def crop_box(
     return round(left), round(top), round(left + side), round(top + side)
 
 
-def builtin_identity_set(cache_dir: str | os.PathLike) -> Path:
+def user_cache_dir(env=None) -> Path:
+    """Where idrift caches what it can rebuild (the built-in identity set, ...): $IDRIFT_CACHE, else
+    $XDG_CACHE_HOME/idrift, else ~/.cache/idrift. Never the working directory: a run resumed from another
+    folder must find the same identity files, or its options would look different."""
+    env = os.environ if env is None else env
+    if env.get("IDRIFT_CACHE"):
+        return Path(env["IDRIFT_CACHE"]).expanduser()
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "idrift"
+
+
+def builtin_identity_set(cache_dir: str | os.PathLike | None = None) -> Path:
     """Materialise the built-in identity set under `cache_dir` (once) and return its manifest path.
 
     Each identity is a size x size PNG crop around a fixed face box in a packaged photo; the manifest's
@@ -435,7 +446,7 @@ def builtin_identity_set(cache_dir: str | os.PathLike) -> Path:
     """
     spec = builtin_spec()
     spec_digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-    out_dir = Path(cache_dir) / f"builtin-identities-{spec_digest}"
+    out_dir = Path(cache_dir if cache_dir is not None else user_cache_dir()) / f"builtin-identities-{spec_digest}"
     manifest_path = out_dir / "manifest.json"
     if manifest_path.is_file():
         try:

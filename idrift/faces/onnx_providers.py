@@ -4,7 +4,9 @@ insightface depends on the CPU wheel `onnxruntime`. GPU runners also install `on
 wheels write the same `onnxruntime/` folder, and whichever was installed LAST wins, silently. When the
 CPU wheel wins on a CUDA machine, the face metric runs on the CPU with no error. `provider_report()`
 says which distributions are installed, which providers onnxruntime offers, and warns in exactly that
-case; every ArcFace session records the provider it really got in its provenance.
+case; every ArcFace session records the provider it really got in its provenance. The report also
+records the version of the onnxruntime module actually imported (the wheels' metadata can disagree
+with it) and flags a CPU+GPU double install.
 
 Example:
     >>> from idrift.faces.onnx_providers import select_providers
@@ -73,6 +75,16 @@ def installed_distributions() -> dict[str, str | None]:
     return versions
 
 
+def imported_onnxruntime() -> dict:
+    """The onnxruntime module actually imported: its own __version__ and file. With both wheels
+    installed, the distribution metadata can name one wheel while the module is the other's."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return {"version": None, "file": None}
+    return {"version": getattr(onnxruntime, "__version__", None), "file": getattr(onnxruntime, "__file__", None)}
+
+
 def torch_sees_cuda() -> bool | None:
     """Whether torch reports a CUDA device; None if torch is not installed."""
     try:
@@ -95,6 +107,7 @@ def provider_report(
     """
     available = available_providers() if available is None else list(available)
     distributions = installed_distributions() if distributions is None else dict(distributions)
+    imported = imported_onnxruntime()
     if torch_cuda == "detect":
         torch_cuda = torch_sees_cuda()
     warning = None
@@ -116,7 +129,14 @@ def provider_report(
                 "WARNING: torch sees a CUDA device but only the CPU onnxruntime is installed; the face metric "
                 f"runs on the CPU. For the GPU: `{GPU_FIX}`"
             )
+    double = bool(distributions.get("onnxruntime") and distributions.get("onnxruntime-gpu"))
+    note = (f"both onnxruntime {distributions['onnxruntime']} and onnxruntime-gpu {distributions['onnxruntime-gpu']} "
+            f"are installed into one onnxruntime/ folder; the imported module is {imported['version']}. To keep "
+            f"one: `pip uninstall -y onnxruntime && {GPU_FIX}`") if double else None
     return {
+        "imported": imported,
+        "double_install": double,
+        "double_install_note": note,
         "distributions": distributions,
         "available_providers": available,
         "selected_providers": select_providers(available),
