@@ -1,0 +1,41 @@
+"""Every skip says why in pytest's default output: one line per reason with its count, not one per test.
+
+pytest prints skip reasons only under `-rs` (or `-ra`); without them a run of 29 skips says "29 skipped"
+and nothing else. This plugin (registered by idrift.pytest_plugin) adds a short section instead:
+
+    ============================ idrift skips ============================
+    22 skipped: latency and speed-ups need a CUDA GPU (...)
+    7 skipped: table1_backbone_swap: tiny random models make no faces (...)
+
+When `-rs`/`-ra` already lists them, it prints nothing (pytest's own list names the lines).
+"""
+
+from __future__ import annotations
+
+
+def skip_reason(report) -> str:
+    """The reason of a skipped test report ('Skipped: ' dropped)."""
+    longrepr = report.longrepr
+    text = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return text[len("Skipped: "):] if text.startswith("Skipped: ") else text
+
+
+def skip_lines(reports) -> list[str]:
+    """'N skipped: reason' per distinct reason, most frequent first, then in first-seen order."""
+    counts: dict[str, int] = {}
+    for report in reports:
+        reason = skip_reason(report)
+        counts[reason] = counts.get(reason, 0) + 1
+    order = {reason: i for i, reason in enumerate(counts)}
+    return [f"{n} skipped: {reason}" for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], order[kv[0]]))]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if "s" in getattr(terminalreporter, "reportchars", ""):
+        return  # -rs / -ra: pytest lists them itself
+    reports = [r for r in terminalreporter.stats.get("skipped", []) if getattr(r, "longrepr", None) is not None]
+    if not reports:
+        return
+    terminalreporter.section("idrift skips")
+    for line in skip_lines(reports):
+        terminalreporter.write_line(line)
