@@ -4,13 +4,19 @@ pytest prints skip reasons only under `-rs` (or `-ra`); without them a run of 29
 and nothing else. This plugin (registered by idrift.pytest_plugin) adds a short section instead:
 
     ============================ idrift skips ============================
-    22 skipped: latency and speed-ups need a CUDA GPU (...)
-    7 skipped: table1_backbone_swap: tiny random models make no faces (...)
+    22 skipped: speed-ups are measured at real sizes on a GPU (...)
+    4 skipped: tiny random models make no faces: ... (table1_backbone_swap, table2_id_sim_by_prompt, ...)
+
+A claim's skip reads "claim_id: reason"; claims that share the reason share its line, named after it.
 
 When `-rs`/`-ra` already lists them, it prints nothing (pytest's own list names the lines).
 """
 
 from __future__ import annotations
+
+import re
+
+_CLAIM_PREFIX = re.compile(r"^([a-z][a-z0-9_]*): (.+)$", re.DOTALL)  # "table1_backbone_swap: reason"
 
 
 def skip_reason(report) -> str:
@@ -21,13 +27,24 @@ def skip_reason(report) -> str:
 
 
 def skip_lines(reports) -> list[str]:
-    """'N skipped: reason' per distinct reason, most frequent first, then in first-seen order."""
+    """'N skipped: reason' per distinct reason (claims sharing one listed after it), most frequent first,
+    ties in first-seen order."""
     counts: dict[str, int] = {}
+    claims: dict[str, list[str]] = {}
     for report in reports:
         reason = skip_reason(report)
+        match = _CLAIM_PREFIX.match(reason)
+        if match:
+            reason = match.group(2)
+            if match.group(1) not in claims.setdefault(reason, []):
+                claims[reason].append(match.group(1))
         counts[reason] = counts.get(reason, 0) + 1
     order = {reason: i for i, reason in enumerate(counts)}
-    return [f"{n} skipped: {reason}" for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], order[kv[0]]))]
+    out = []
+    for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], order[kv[0]])):
+        named = claims.get(reason)
+        out.append(f"{n} skipped: {reason}" + (f" ({', '.join(named)})" if named else ""))
+    return out
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
