@@ -5,9 +5,9 @@ and nothing else. This plugin (registered by idrift.pytest_plugin) adds a short 
 
     ============================ idrift skips ============================
     22 skipped: speed-ups are measured at real sizes on a GPU (...)
-    4 skipped: tiny random models make no faces: ... (table1_backbone_swap, table2_id_sim_by_prompt, ...)
+    4 skipped (table1_backbone_swap, table2_id_sim_by_prompt, ...): tiny random models make no faces: ...
 
-A claim's skip reads "claim_id: reason"; claims that share the reason share its line, named after it.
+A claim's skip reads "claim_id: reason"; claims that share the reason share its line, named before it.
 
 When `-rs`/`-ra` already lists them, it prints nothing (pytest's own list names the lines).
 """
@@ -27,7 +27,7 @@ def skip_reason(report) -> str:
 
 
 def skip_lines(reports) -> list[str]:
-    """'N skipped: reason' per distinct reason (claims sharing one listed after it), most frequent first,
+    """'N skipped: reason' per distinct reason ('N skipped (claims): reason' where claims share it), most frequent first,
     ties in first-seen order."""
     counts: dict[str, int] = {}
     claims: dict[str, list[str]] = {}
@@ -43,7 +43,7 @@ def skip_lines(reports) -> list[str]:
     out = []
     for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], order[kv[0]])):
         named = claims.get(reason)
-        out.append(f"{n} skipped: {reason}" + (f" ({', '.join(named)})" if named else ""))
+        out.append(f"{n} skipped" + (f" ({', '.join(named)})" if named else "") + f": {reason}")
     return out
 
 

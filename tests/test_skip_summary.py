@@ -30,7 +30,7 @@ def test_default_output_gives_each_skip_reason_once_with_its_count(pytester):
     start = next(i for i, line in enumerate(lines) if "idrift skips" in line)
     assert lines[start + 1:start + 3] == [
         "22 skipped: latency and speed-ups need a CUDA GPU",
-        "2 skipped: tiny random models make no faces: use real weights (table1_backbone_swap, figure3_per_identity)"]
+        "2 skipped (table1_backbone_swap, figure3_per_identity): tiny random models make no faces: use real weights"]
     assert sum("latency and speed-ups" in line for line in lines) == 1
 
 
