@@ -1,5 +1,6 @@
 """The `idrift` console script. Each sub-command lives in `idrift/commands/<name>.py` and exposes
-`register(subparsers)`, which adds its parser and sets `func(args) -> int`."""
+`register(subparsers)`, which adds its parser and sets `func(args) -> int`. Options read their
+`IDRIFT_*` environment variable as the pytest options do (idrift/cli_env.py); the command line wins."""
 
 from __future__ import annotations
 
@@ -13,8 +14,26 @@ from idrift.errors import IdriftError
 COMMAND_MODULES = ("run", "compare", "report", "bless", "bless-speed", "weights", "data", "identity", "merge")
 
 
+DESCRIPTION = ("Run the claims of \"Less Is More\" (identity drift in InfiniteYou on FLUX), gate them against "
+               "baselines and report them. Options also read their IDRIFT_* environment variable (shown as "
+               "[env ...] in each command's --help); an option on the command line wins.")
+
+
+def package_version() -> str:
+    """The installed distribution's version (importlib.metadata); the source tree's when not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("idrift")
+    except PackageNotFoundError:
+        from idrift import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="idrift", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="idrift", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"idrift {package_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMAND_MODULES:
@@ -29,8 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from idrift.cli_env import apply_env_defaults, env_error
+
     parser = build_parser()
+    env_errors = apply_env_defaults(parser)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    bad_env = env_error(env_errors, args.command, argv)
+    if bad_env:
+        print(f"idrift {args.command}: error: {bad_env}", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
     except IdriftError as exc:

@@ -157,6 +157,10 @@ def pytest_configure_node(node):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
+    if not config.pluginmanager.has_plugin("idrift-skips"):  # every skip's reason in the default output
+        from idrift import skip_summary
+
+        config.pluginmanager.register(skip_summary, "idrift-skips")
     try:
         if os.environ.get("PYTEST_XDIST_WORKER"):
             pin_xdist_worker()  # gwK -> GPU K mod count: checks (and where needed makes) the pin below

@@ -138,6 +138,13 @@ def test_run_prints_summary_and_progress(first_run):
     assert "no generated image has a face" in out
     # tqdm's bar from Runner.ensure: claim, count, rate.
     assert "figure5_guidance: 100%" in first_run.stderr and "img/s" in first_run.stderr
+    # No warning through a bar (issue 22): held, logged to OUT/warnings.log, printed once after the bars.
+    # (An import-time notice before the first bar, e.g. diffusers' FutureWarning, breaks no bar.)
+    bars, held, after = first_run.stderr.partition("warnings while the bars ran")
+    bars = bars[bars.index("%|"):]
+    assert not re.search(r"(?i)warning|deprecat", bars), bars
+    if held:
+        assert "warnings.log" in after.splitlines()[0]
     no_traceback(first_run)
 
 

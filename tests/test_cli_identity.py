@@ -97,4 +97,4 @@ def test_data_build_identities(tmp_path, builtin_manifest):
     manifest = json.loads(out.read_text())
     assert sorted(e["identity_id"] for e in manifest["entries"]) == ["astronaut", "t1_person0"]
     rejected = (tmp_path / "set" / "ids.rejected.jsonl").read_text()
-    assert "t1_person1.png" in rejected and "not > 0.7" in rejected
+    assert "t1_person1.png" in rejected and "not > 1 (dlib's scale)" in rejected

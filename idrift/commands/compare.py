@@ -138,21 +138,18 @@ def cells(row: dict) -> list[str]:
 
 
 def row_notes(rows: list[dict]) -> list[str]:
-    """The gate's notes (samples missing on one side, too few pairs, another GPU, ...), one line per
-    row; rows that share one reason (NOT JUDGEABLE: random weights make no faces) share one line.
+    """The gate's notes (samples missing on one side, too few pairs, another GPU, ...): rows that share
+    one status and note share one line, naming the first rows and counting all of them ("(x68)").
     Failures print in full elsewhere; 'missing' and 'no baseline' say all in their status."""
-    out: list[str] = []
     shared: dict[str, list[str]] = {}
     for r in rows:
         if r["status"] in ("FAIL", "missing", "no baseline") or not r["notes"]:
             continue
-        if r["status"] in ("NOT JUDGEABLE", "not informative"):
-            shared.setdefault(f"{r['status']}: {r['notes']}", []).append(f"{r['claim']} / {r['metric']}")
-        else:
-            out.append(f"{r['claim']} / {r['metric']}: {r['status']}: {r['notes']}")
+        shared.setdefault(f"{r['status']}: {r['notes']}", []).append(f"{r['claim']} / {r['metric']}")
+    out = []
     for reason, where in shared.items():
-        shown = ", ".join(where[:4]) + (f", ... ({len(where)} rows)" if len(where) > 4 else "")
-        out.append(f"{shown}: {reason}")
+        shown = ", ".join(where[:4]) + (", ..." if len(where) > 4 else "")
+        out.append(f"{shown}: {reason}" + (f" (x{len(where)})" if len(where) > 1 else ""))
     return out
 
 
@@ -238,9 +235,11 @@ def run(args) -> int:
     run_dir = load_run(args.run_dir)  # a bad run directory fails before anything heavy is imported
     session = session_from_run(run_dir, baseline=args.baseline)
     rows = compare_rows(session)
-    mismatches = session.provenance_notes()
+    from idrift.counted import counted
+
+    mismatches = counted(session.provenance_notes())
     baseline = session.baseline
-    notes = list(run_dir.notes)
+    notes = counted(run_dir.notes)
     header = (f"run {run_dir.path} (profile {run_dir.profile}, tier {run_dir.tier}) against baseline "
               f"{baseline.name} ({baseline.path})")
     failures = [v.message() for vs in session.verdicts.values() for v in vs if v.failed]

@@ -19,7 +19,8 @@ def register(subparsers) -> None:
     build = actions.add_parser(
         "build-identities",
         help="filter a folder of photos as the paper does and write a manifest",
-        description="Keep photos with exactly one face, detector score > --min-score, face width > --min-face-width px "
+        description="Keep photos with exactly one face of detector score > --min-score (weaker detections are not "
+        "counted), face width > --min-face-width px "
         "and estimated age >= --min-age (age only with the arcface backend; recorded as not applied otherwise). "
         "Writes MANIFEST and MANIFEST's stem + .rejected.jsonl (one line per rejected file, with the reason).",
     )
@@ -27,7 +28,9 @@ def register(subparsers) -> None:
     build.add_argument("--out", required=True, metavar="MANIFEST", help="manifest JSON to write")
     build.add_argument("--n", type=int, default=None, help="number of identities to choose (default: all that pass)")
     build.add_argument("--seed", type=int, default=0, help="seed of the choice (default 0)")
-    build.add_argument("--min-score", type=float, default=0.7, help="detector score must exceed this (default 0.7)")
+    build.add_argument("--min-score", type=float, default=None,
+                       help="detector score must exceed this, on the backend's scale (default: 0.7 for arcface, the "
+                            "paper's SCRFD confidence; 1.0 for dlib, its HOG SVM margin)")
     build.add_argument(
         "--min-face-width", type=float, default=80, help="face width in px must exceed this (default 80)"
     )

@@ -1,7 +1,8 @@
 """`idrift identity IMAGE_A IMAGE_B`: the identity similarity of the faces in two images.
 
 Each image is measured on its largest face (the rule for generated images); the output says how many
-faces each image shows and which one was used, so a surprising number can be checked by eye.
+faces each image shows and which one was used, so a surprising number can be checked by eye; then the
+backend's same-person threshold, where that number comes from, and the decision (idrift/faces/scales.py).
 """
 
 from __future__ import annotations
@@ -91,7 +92,13 @@ def run(args) -> int:
                 "all_faces": describe_faces(faces),
             }
         )
+    from idrift.faces.scales import scale_of
+
+    scale = scale_of(backend)
     report["cosine_similarity"] = cosine_similarity(chosen[0].embedding, chosen[1].embedding)
+    report["same_person_threshold"] = scale.same_person
+    report["same_person_threshold_source"] = scale.same_person_source
+    report["same_person"] = scale.is_same_person(report["cosine_similarity"])
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -99,4 +106,7 @@ def run(args) -> int:
         count = "1 face" if item["n_faces"] == 1 else f"{item['n_faces']} faces, using the largest"
         print(f"{item['image']}: {count}: {describe_face(face)}")
     print(f"cosine similarity ({backend.name}, {backend.version}): {report['cosine_similarity']:.4f}")
+    sign = ">=" if report["same_person"] else "<"
+    print(f"same person: {'yes' if report['same_person'] else 'no'} ({report['cosine_similarity']:.4f} {sign} "
+          f"{scale.same_person:g}, {backend.name}'s threshold: {scale.same_person_source})")
     return 0

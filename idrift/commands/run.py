@@ -8,6 +8,7 @@ A run directory holds
     results.json   per claim: figures, per-sample values, expectation outcomes, notes, provenance,
                    the spec keys of its samples; the latency timings; the options of the run
     store/         the results store (SQLite + one PNG per sample) the figures were computed from
+    warnings.log   the warnings of the run (printed once, after the progress bars, not through them)
 
 Generation goes through the same BenchmarkSession as `pytest benchmarks`. A run interrupted with
 Ctrl-C keeps every finished sample in the store, and results.json holds the claims finished so far;
@@ -38,6 +39,7 @@ from idrift.verdicts import NOT_JUDGEABLE, claim_word, exit_status, normalize, p
 
 RESULTS_FILE = "results.json"
 STORE_DIR = "store"
+WARNINGS_LOG = "warnings.log"  # warnings held while the progress bars ran (idrift.held_warnings)
 RUN_FORMAT = 1  # version of results.json; load_run refuses others
 
 
@@ -133,15 +135,18 @@ def run(args) -> int:
           f"store {session.store.path}", file=sys.stderr)
     if session.acceleration_line():
         print(f"idrift run: {session.acceleration_line()}", file=sys.stderr)
-    for claim in claims:
-        if claim.id == "latency":
-            time_latency_arms(session, claim)
-        # The progress bar (samples done, rate, ETA, current spec) is Runner.ensure's.
-        result = session.run_claim(claim, progress=True)
-        keys = [spec.key for spec in session.specs(claim)]
-        doc["claims"][claim.id] = claim_entry(session, result, keys)
-        doc["latency"].update(session.latency)
-        write_results(out, doc)  # after every claim: an interrupted run keeps what it finished
+    from idrift.held_warnings import held_warnings
+
+    with held_warnings(out / WARNINGS_LOG):  # no warning breaks a bar: logged, then printed once after them
+        for claim in claims:
+            if claim.id == "latency":
+                time_latency_arms(session, claim)
+            # The progress bar (samples done, rate, ETA, current spec) is Runner.ensure's.
+            result = session.run_claim(claim, progress=True)
+            keys = [spec.key for spec in session.specs(claim)]
+            doc["claims"][claim.id] = claim_entry(session, result, keys)
+            doc["latency"].update(session.latency)
+            write_results(out, doc)  # after every claim: an interrupted run keeps what it finished
     doc["complete"] = True
     doc["finished"] = _now()
     path = write_results(out, doc)

@@ -15,8 +15,10 @@ A manifest is JSON:
 `load_manifest` checks the structure and (by default) that every image exists and still has its
 sha256, so a swapped or edited photo cannot silently change a baseline.
 
-`build_identity_set` applies the paper's filters to a folder of photos: exactly one face, detector
-confidence > 0.7, face width > 80 px, estimated age >= 18. A backend without an age model (dlib)
+`build_identity_set` applies the paper's filters to a folder of photos: exactly one confident face
+(detector score above the backend's own confident-face score: 0.7 on SCRFD's scale, the paper's; 1.0 on
+dlib's HOG margin, idrift/faces/scales.py; weaker detections, like the mission patch on the astronaut
+photograph, are neither the subject nor a second person), face width > 80 px, estimated age >= 18. A backend without an age model (dlib)
 cannot apply the age filter; the manifest then records it as not applied rather than passing it.
 Every rejected file goes to a JSON-lines log with its reason; unreadable files are rejected, not fatal.
 
@@ -227,14 +229,15 @@ def build_identity_set(
     backend,
     n: int | None = None,
     seed: int = 0,
-    min_score: float = 0.7,
+    min_score: float | None = None,
     min_face_width: float = 80,
     min_age: float = 18,
 ) -> IdentityManifest:
     """Filter the photos under `src_dir` (recursively) as the paper does, choose `n` of them
     deterministically, and write the manifest plus `<manifest stem>.rejected.jsonl` beside it.
 
-    Filters: exactly one face (above the backend's threshold), score > `min_score`, face width >
+    Filters: exactly one face with score > `min_score` (None: the backend's confident-face score,
+    idrift.faces.scales), face width >
     `min_face_width` px, age >= `min_age` (only where the backend estimates age; otherwise recorded as
     not applied). The choice: accepted images sorted by sha256, then `n` drawn with numpy's generator
     seeded by `seed` (all of them when `n` is None), kept in sha256 order.
@@ -245,6 +248,11 @@ def build_identity_set(
         raise IdriftError(f"identity source folder {src_dir} does not exist or is not a folder")
     if n is not None and n < 1:
         raise ValueError(f"n must be >= 1 (or None for all), got {n}")
+    from idrift.faces.scales import scale_of
+
+    scale = scale_of(backend)
+    score_source = scale.confident_face_source if min_score is None else "given"
+    min_score = scale.confident_face if min_score is None else float(min_score)
     has_age = bool(getattr(backend, "has_age", False))
     rejected: list[dict] = []
     accepted: list[tuple[str, Path, object]] = []  # (sha256, file, face)
@@ -311,8 +319,9 @@ def build_identity_set(
         "source_dir": str(src_dir),
         "backend": backend.provenance(),
         "filters": {
-            "faces": "exactly one above the detector threshold",
-            "min_score": {"value": min_score, "rule": "score > value", "applied": True},
+            "faces": "exactly one with score > min_score (weaker detections are not counted)",
+            "min_score": {"value": min_score, "rule": "score > value", "applied": True, "scale": backend.name,
+                          "source": score_source},
             "min_face_width": {"value": min_face_width, "rule": "width > value (px)", "applied": True},
             "min_age": (
                 {"value": min_age, "rule": "age >= value", "applied": True}
@@ -347,12 +356,14 @@ def _check_photo(file: Path, rel: str, backend, min_score, min_face_width, min_a
         faces = backend.detect(image, with_age=min_age is not None)
     except NonFiniteError as exc:  # one broken embedding rejects the photo, not the whole build
         return f"embedding failed: {exc}", None
+    confident = [f for f in faces if f.score > min_score]
+    if faces and not confident:  # one weak face (or only weak ones): say by how much it missed
+        best = max(faces, key=lambda f: f.score)
+        return f"detector score {best.score:.3f} is not > {min_score:g} ({backend.name}'s scale)", None
     try:
-        face = single_face(faces, source=rel)  # the paper's single-face filter (rejection log)
+        face = single_face(confident, source=rel)  # the paper's single-face filter (rejection log)
     except FaceError as exc:
         return str(exc), None
-    if not face.score > min_score:
-        return f"detector score {face.score:.3f} is not > {min_score:g}", None
     if not face.width > min_face_width:
         return f"face width {face.width:.0f} px is not > {min_face_width:g} px", None
     if min_age is not None:
