@@ -56,7 +56,7 @@ def pytest_addoption(parser):
                     default=_env(env_flag, "IDRIFT_REQUIRE_REAL", False),
                     help="fail, instead of skip, claims this profile cannot judge [env IDRIFT_REQUIRE_REAL=1]")
     group.addoption("--idrift-strict", action="store_true",
-                    default=os.environ.get("IDRIFT_STRICT", "") not in ("", "0"),
+                    default=_env(env_flag, "IDRIFT_STRICT", False),
                     help="fail claims whose verdict is INCONCLUSIVE (interval straddles the bound) [env IDRIFT_STRICT=1]")
     group.addoption("--idrift-store", default=os.environ.get("IDRIFT_STORE"),
                     help="results store folder (default .idrift/store-<profile>)")
