@@ -26,6 +26,7 @@ from idrift.errors import IdriftError
 from idrift.evaluate import summary_lines
 
 _SESSION_KEY = pytest.StashKey["object"]()
+_EXIT_KEY = pytest.StashKey["int"]()  # the session's exit status, set when it finishes
 _CHECKED_KEY = pytest.StashKey["str | None"]()  # the first bad input met while collecting, or None
 _ENV_ERRORS: list[str] = []  # bad IDRIFT_* values met while the options were added: one UsageError later
 
@@ -356,13 +357,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             write(line)
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Remember how the session ended: only a session that ran to its end marks its run finished."""
+    session.config.stash[_EXIT_KEY] = exitstatus
+
+
 def pytest_unconfigure(config):
-    """Stamp this process's run finished in the store (only when it opened one): an unfinished run
-    in the store then means an interrupted one, as it does for `idrift run`."""
+    """Stamp this process's run finished in the store (only when it opened one and was not interrupted):
+    an unfinished run in the store then means an interrupted one, as it does for `idrift run`."""
     session = config.stash.get(_SESSION_KEY, None)
     if session is not None and "store" in session.__dict__:
+        interrupted = config.stash.get(_EXIT_KEY, pytest.ExitCode.INTERRUPTED) in (
+            pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
         try:
-            session.store.finish_run()
+            if not interrupted:
+                session.store.finish_run()
             session.store.close()
         except IdriftError as exc:  # e.g. the disk filled up: say so, the samples are kept
             warnings.warn(pytest.PytestWarning(f"idrift: the run could not be marked finished: {exc}"))

@@ -1,6 +1,7 @@
 """docs/architecture.md's recipe for a new claim, followed literally: in a copy of the package, a throwaway
 claim is added by editing exactly the files the doc lists (idrift/claims.py, idrift/baselines/schema.py and a
-new benchmarks/test_<family>.py), then `pytest` on its family judges it on the tiny profile and
+new benchmarks/test_<family>.py), then `pytest` on its family judges it on the tiny profile (four samples:
+one sample has no interval, so its word could only be INCONCLUSIVE) and
 `--idrift-update-baselines` writes it into a baseline. If the recipe needs another file, this test fails."""
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ ARCHITECTURE = REPO / "docs" / "architecture.md"
 CLAIM = '''
 CLAIMS = (*CLAIMS, Claim(
     id="throwaway_schnell1", family="throwaway", title="a one-step schnell image has pixels",
-    paper="none (a test of the recipe)", protocol="one identity, one prompt",
-    arms=(Arm("schnell", 1),), samples=Samples(prompts=("portrait",), identities={"smoke": 1, "full": 1}),
+    paper="none (a test of the recipe)", protocol="two identities x two prompts",
+    arms=(Arm("schnell", 1),), samples=Samples(prompts=("portrait", "beach"), identities={"smoke": 2, "full": 2}),
     summary="backbone_swap",
     expectations=(Expect("pixel_mean[schnell-1]", ">", 0, ("tiny", "synthetic", "real"), why="not black"),),
     metrics=(),
