@@ -518,10 +518,18 @@ class BenchmarkSession:
         return result
 
     def _add_latency_figures(self, result: ClaimResult) -> None:
+        """Median seconds per arm and the dev-28 / schnell-4 speed-up, each with a bootstrap interval over
+        the timed rounds (the rounds are the independent units of a timing)."""
+        from idrift.stats import median_figure, ratio_figure
+
         for arm, timing in self.latency.items():
-            result.figures[f"latency_s[{arm}]"] = float(np.median(timing["seconds"]))
+            figure = median_figure(timing["seconds"])
+            result.figures[f"latency_s[{arm}]"] = figure.value
+            result.intervals[f"latency_s[{arm}]"] = figure
         if {"dev-28", "schnell-4"} <= self.latency.keys():
-            result.figures["speedup"] = result.figures["latency_s[dev-28]"] / result.figures["latency_s[schnell-4]"]
+            figure = ratio_figure(self.latency["dev-28"]["seconds"], self.latency["schnell-4"]["seconds"])
+            result.figures["speedup"] = figure.value
+            result.intervals["speedup"] = figure
 
     def benchmark_arm(self, benchmark, arm) -> None:
         """Latency of one arm end to end (text, identity and control encodings included: caches are

@@ -217,21 +217,38 @@ def identity_bootstrap(
     return figures
 
 
-def ratio_figure(numerator, denominator, *, confidence: float = CONFIDENCE, seed: int = 0) -> Figure:
-    """mean(numerator) / mean(denominator) (a speed-up from repeated timings), arms resampled independently."""
-    num, den = np.atleast_1d(np.asarray(numerator, float)), np.atleast_1d(np.asarray(denominator, float))
-    value = float(num.mean() / den.mean())
-    n = int(min(num.size, den.size))
-    if n < 2 or (np.all(num == num[0]) and np.all(den == den[0])):
-        return Figure(value, n, None, None, "too few timings for an interval")
+def _timing_bootstrap(data: tuple, statistic, confidence: float, seed: int):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
-        res = stats.bootstrap((num, den), lambda a, b, axis: a.mean(axis=axis) / b.mean(axis=axis), vectorized=True,
-                              paired=False, confidence_level=confidence, n_resamples=N_RESAMPLES, method="percentile",
-                              batch=BOOTSTRAP_BATCH, rng=np.random.default_rng(seed))
-    return Figure(value, n, float(res.standard_error), (float(res.confidence_interval.low), float(res.confidence_interval.high)),
-                  f"{confidence:.0%} percentile bootstrap of the ratio of mean timings")
+        res = stats.bootstrap(data, statistic, vectorized=True, paired=False, confidence_level=confidence,
+                              n_resamples=N_RESAMPLES, method="percentile", batch=BOOTSTRAP_BATCH,
+                              rng=np.random.default_rng(seed))
+    return float(res.standard_error), (float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def median_figure(seconds, *, confidence: float = CONFIDENCE, seed: int = 0) -> Figure:
+    """The median of repeated timings (latency rounds), with a percentile bootstrap over the rounds."""
+    x = np.atleast_1d(np.asarray(seconds, float))
+    value = float(np.median(x))
+    if x.size < 2 or np.all(x == x[0]):
+        return Figure(value, int(x.size), None, None, "too few timings for an interval")
+    sem, ci = _timing_bootstrap((x,), lambda a, axis: np.median(a, axis=axis), confidence, seed)
+    return Figure(value, int(x.size), sem, ci, f"{confidence:.0%} percentile bootstrap of the median over {x.size} rounds")
+
+
+def ratio_figure(numerator, denominator, *, confidence: float = CONFIDENCE, seed: int = 0) -> Figure:
+    """median(numerator) / median(denominator) (a speed-up from repeated timings of two arms in one run),
+    the arms' rounds resampled independently."""
+    num, den = np.atleast_1d(np.asarray(numerator, float)), np.atleast_1d(np.asarray(denominator, float))
+    value = float(np.median(num) / np.median(den))
+    n = int(min(num.size, den.size))
+    if n < 2 or (np.all(num == num[0]) and np.all(den == den[0])):
+        return Figure(value, n, None, None, "too few timings for an interval")
+    sem, ci = _timing_bootstrap((num, den), lambda a, b, axis: np.median(a, axis=axis) / np.median(b, axis=axis),
+                                confidence, seed)
+    return Figure(value, n, sem, ci, f"{confidence:.0%} percentile bootstrap of the ratio of median timings "
+                  f"({num.size} and {den.size} rounds)")
 
 
 def mde(sem: float, *, confidence: float = CONFIDENCE, power: float = POWER) -> float:

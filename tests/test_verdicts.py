@@ -18,7 +18,7 @@ from idrift.baselines.update import RULES
 from idrift.claims import CLAIMS, CLAIMS_BY_ID
 from idrift.evaluate import check_expectations, claim_line, evaluate
 from idrift.session import REPO_BASELINES, SKIP_REASONS, gate_row_status
-from idrift.stats import Figure, mean_figure
+from idrift.stats import Figure, mean_figure, median_figure, ratio_figure
 
 SWAP = CLAIMS_BY_ID["table1_backbone_swap"]
 
@@ -119,6 +119,21 @@ def test_means_are_clustered_by_identity_and_prompt():
     assert figure.n == 5 and "4 seeds averaged" in figure.method
     assert figure.ci[0] < figure.value < figure.ci[1]
 
+
+
+def test_a_speedup_from_timed_rounds_has_an_interval_and_is_decided():
+    """The latency claim's speed-up (dev-28 / schnell-4, five timed rounds each, as on a GPU): the rounds
+    are its units, so a clear 5.8x decides `speedup >= 4`, and two arms that time alike do not."""
+    dev28 = [6.25, 6.30, 6.27, 6.33, 6.29]
+    schnell4 = [1.07, 1.08, 1.08, 1.07, 1.09]
+    speedup = ratio_figure(dev28, schnell4)
+    assert speedup.value == pytest.approx(6.29 / 1.08)
+    assert speedup.ci[0] < speedup.value < speedup.ci[1] and speedup.n == 5
+    assert verdicts.decide(">=", 4.0, speedup)[0] == verdicts.PASS
+    assert verdicts.decide(">=", 4.0, ratio_figure([1.0, 1.3, 0.9], [1.1, 0.9, 1.2]))[0] == verdicts.FAIL
+    median = median_figure(schnell4)
+    assert median.value == 1.08 and median.ci[0] <= 1.08 <= median.ci[1]
+    assert median_figure([1.0]).ci is None  # one round: no interval
 
 # ------------------------------------------------------------------------------------------- the simulation
 
