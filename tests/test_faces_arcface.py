@@ -355,7 +355,7 @@ LOWEST_INSIGHTFACE = "IDRIFT_INSIGHTFACE_LOWEST"  # a folder with the lowest all
 
 
 @pytest.mark.skipif(not __import__("os").environ.get(LOWEST_INSIGHTFACE),
-                    reason=f"set {LOWEST_INSIGHTFACE} to a folder holding insightface 0.7.3 (pip install --target)")
+                    reason=f"set {LOWEST_INSIGHTFACE} to a folder holding insightface 0.7.3 (pip install --target; .ci/run does)")
 def test_backend_runs_on_the_lowest_allowed_insightface(tmp_path, synthetic_antelopev2):
     """insightface 0.7.3 (InfiniteYou's pin, pyproject's floor) has no detect(det_thresh=): the backend must
     run on it, threshold and fallback included. In a subprocess with that insightface first on the path."""
