@@ -12,7 +12,7 @@ import hashlib
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -20,7 +20,9 @@ from tqdm.auto import tqdm
 from idrift.claims import DRIFT_STEPS, Claim
 from idrift.config import RunSpec
 from idrift.errors import NonFiniteError
-from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline
+
+if TYPE_CHECKING:  # the pipeline (torch, diffusers) loads when a sample is generated, not when grids are planned
+    from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline
 
 PIXEL_METRIC_VERSION = "pixels/2"
 LEASE_POLL_S = 0.5  # how often a process waiting for a sample another process leased looks again
@@ -148,6 +150,8 @@ class Runner:
 
     def reference(self, identity_id: str) -> IdentityReference:
         ident = self._references[identity_id]
+        from idrift.pipeline.infinite_you import IdentityReference
+
         return IdentityReference(key=ident.id, image=ident.image, kps=ident.kps)
 
     def ensure(self, specs: list[RunSpec], metrics: tuple[str, ...] = ALL_METRICS, *, desc: str = "",

@@ -28,7 +28,8 @@ from idrift.pipeline.epilogues import (
     linear_gelu_tanh,
     linear_of_concat,
 )
-from idrift.pipeline.fast import accelerate, quantize_fp8, restore
+from idrift.pipeline.fast import accelerate, restore
+from idrift.pipeline.fp8 import quantize_fp8
 from idrift.pipeline.memory import convert_to_8bit
 
 

@@ -10,16 +10,8 @@ from tiny_runs import pixels, tiny_spec
 from torch import nn
 
 from idrift.config import RunSpec
-from idrift.pipeline.fast import (
-    AccelerationError,
-    Fp8Linear,
-    accelerate,
-    provenance,
-    quantize_fp8,
-    require_lossless,
-    restore,
-    warm_up,
-)
+from idrift.pipeline.fast import AccelerationError, accelerate, provenance, require_lossless, restore, warm_up
+from idrift.pipeline.fp8 import Fp8Linear, quantize_fp8
 
 
 def spec(**changes) -> RunSpec:

@@ -15,7 +15,8 @@ from tiny_runs import tiny_spec
 from idrift.config import RunSpec
 from idrift.models.bundle import module_bytes
 from idrift.models.tiny import build_tiny_bundle
-from idrift.pipeline.fast import AccelerationError, Fp8Linear, accelerate, provenance, require_lossless
+from idrift.pipeline.fast import AccelerationError, accelerate, provenance, require_lossless
+from idrift.pipeline.fp8 import Fp8Linear
 from idrift.pipeline.infinite_you import InfiniteYouPipeline
 from idrift.pipeline.memory import (
     Fp8WeightOnlyLinear,

@@ -20,7 +20,7 @@ docs/performance.md.
 In the lossy mode (fp8 `Fp8Linear` layers) a single block's `proj_out` input is quantised where it is made:
 `gelu_cat_quantize` applies the GELU, takes each row's maximum over both halves and writes e4m3 in one pass
 (a Triton kernel; inductor's code reads the 15360-wide rows twice), the same arithmetic as
-`fast.quantize_fp8` of the concatenation, and a little faster end to end. Other layers that are not plain ``nn.Linear`` with a bias when
+`fp8.quantize_fp8` of the concatenation, and a little faster end to end. Other layers that are not plain ``nn.Linear`` with a bias when
 called (the 8-bit memory mode's weight-only layers) run the model's own code, so the order in which
 speed-ups are applied does not matter.
 
@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from idrift.pipeline.fast import FP8_MAX, Fp8Linear, quantize_fp8
+from idrift.pipeline.fp8 import FP8_MAX, Fp8Linear, quantize_fp8
 
 try:
     import triton

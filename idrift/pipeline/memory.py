@@ -19,7 +19,7 @@ By default both 12B backbones stay on the GPU once used, and so does the T5-XXL 
    per prompt, or once per image when the caches are cleared (end-to-end latency).
 3. 8-bit weights (LOSSY, only with ``weights_8bit=True``). Inside the repeated transformer blocks of the
    backbones and of InfuseNet, every Linear of 1024+ inputs and outputs is stored in float8 e4m3 with one scale
-   per output channel: the many-token layers as `fast.Fp8Linear` (fp8 matmul, activations quantised per
+   per output channel: the many-token layers as `fp8.Fp8Linear` (fp8 matmul, activations quantised per
    token; the same layers as ``accelerate(mode="lossy")``), the AdaLayerNorm projections (one row: the
    timestep embedding) as `Fp8WeightOnlyLinear` (weights upcast at the matmul, activations exact). The
    conversion replaces the weights and cannot be undone (rebuild the bundle). `pipeline.acceleration` is
@@ -63,15 +63,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from idrift.models.bundle import module_bytes
-from idrift.pipeline.fast import (
-    FP8_MIN_FEATURES,
-    AccelerationError,
-    Fp8Linear,
-    block_linears,
-    probe_scaled_mm,
-    quantize_fp8,
-    repeated_blocks,
-)
+from idrift.pipeline.fast import AccelerationError, block_linears, probe_scaled_mm, repeated_blocks
+from idrift.pipeline.fp8 import FP8_MIN_FEATURES, Fp8Linear, quantize_fp8
 
 # Activations of one 864x1152 bf16 image: the eager path's measured peak on the synthetic profile
 # (baselines/h100-synthetic.json, gpu_peak_gb[reference/dev-28]) minus the weights it held, rounded up.

@@ -96,7 +96,7 @@ def _rate(fn: Callable[[], object], flops: float, device: torch.device, repeat: 
 def measure_rates(device: str | torch.device, *, size: int = 8192, tokens: int = 4400, heads: int = 24,
                   head_dim: int = 128, repeat: int = 20) -> dict[str, float | None]:
     """FLOP/s on `device`: a size^3 bf16 product, the same as an fp8 e4m3 `_scaled_mm` with rowwise scales and
-    fast accumulation as `fast.Fp8Linear` runs it (None off CUDA or below sm_89), and attention over `tokens`
+    fast accumulation as `fp8.Fp8Linear` runs it (None off CUDA or below sm_89), and attention over `tokens`
     tokens with the current SDPA backend order. The defaults are FLUX's at 864x1152 (512 text + 3,888 image
     tokens, 24 heads of 128)."""
     device = torch.device(device)
