@@ -217,12 +217,13 @@ def identity_bootstrap(
     return figures
 
 
-def _timing_bootstrap(data: tuple, statistic, confidence: float, seed: int):
+def _timing_bootstrap(data: tuple, statistic, confidence: float, seed: int, n_resamples: int = N_RESAMPLES):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
+        # Percentile: BCa's jackknife over small, unpaired samples of timings is unstable.
         res = stats.bootstrap(data, statistic, vectorized=True, paired=False, confidence_level=confidence,
-                              n_resamples=N_RESAMPLES, method="percentile", batch=BOOTSTRAP_BATCH,
+                              n_resamples=n_resamples, method="percentile", batch=BOOTSTRAP_BATCH,
                               rng=np.random.default_rng(seed))
     return float(res.standard_error), (float(res.confidence_interval.low), float(res.confidence_interval.high))
 
@@ -237,18 +238,20 @@ def median_figure(seconds, *, confidence: float = CONFIDENCE, seed: int = 0) -> 
     return Figure(value, int(x.size), sem, ci, f"{confidence:.0%} percentile bootstrap of the median over {x.size} rounds")
 
 
-def ratio_figure(numerator, denominator, *, confidence: float = CONFIDENCE, seed: int = 0) -> Figure:
-    """median(numerator) / median(denominator) (a speed-up from repeated timings of two arms in one run),
-    the arms' rounds resampled independently."""
+def ratio_figure(numerator, denominator, *, center=np.median, confidence: float = CONFIDENCE,
+                 n_resamples: int = N_RESAMPLES, seed: int = 0) -> Figure:
+    """center(numerator) / center(denominator) (a speed-up from repeated timings of two arms in one run),
+    the arms' rounds resampled independently. The claim's figure is the ratio of medians; the regression
+    gate (idrift.baselines.gate.ratio_gate) takes the ratio of means."""
     num, den = np.atleast_1d(np.asarray(numerator, float)), np.atleast_1d(np.asarray(denominator, float))
-    value = float(np.median(num) / np.median(den))
+    value = float(center(num) / center(den))
     n = int(min(num.size, den.size))
     if n < 2 or (np.all(num == num[0]) and np.all(den == den[0])):
         return Figure(value, n, None, None, "too few timings for an interval")
-    sem, ci = _timing_bootstrap((num, den), lambda a, b, axis: np.median(a, axis=axis) / np.median(b, axis=axis),
-                                confidence, seed)
-    return Figure(value, n, sem, ci, f"{confidence:.0%} percentile bootstrap of the ratio of median timings "
-                  f"({num.size} and {den.size} rounds)")
+    sem, ci = _timing_bootstrap((num, den), lambda a, b, axis: center(a, axis=axis) / center(b, axis=axis),
+                                confidence, seed, n_resamples)
+    return Figure(value, n, sem, ci, f"{confidence:.0%} percentile bootstrap of the ratio of {center.__name__} "
+                  f"timings ({num.size} and {den.size} rounds)")
 
 
 def mde(sem: float, *, confidence: float = CONFIDENCE, power: float = POWER) -> float:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ import numpy as np
 from scipy import stats
 
 from idrift.baselines.schema import DIRECTIONS, TOLERANCE_KINDS
-from idrift.stats import BOOTSTRAP_BATCH, CONFIDENCE, mean_interval  # noqa: F401 (re-exported: the gate's interval)
+from idrift.stats import BOOTSTRAP_BATCH, CONFIDENCE, mean_interval, ratio_figure  # noqa: F401 (re-exported: the gate's interval)
 
 STATUSES = ("pass", "fail", "insufficient", "not comparable", "not judgeable", "not informative")
 
@@ -364,21 +363,9 @@ def ratio_gate(
         n=int(min(num.size, den.size)), tolerance_kind=tolerance_kind, margin=margin,
         method="point (one timing per arm)",
     )
-    if num.size >= 2 and den.size >= 2 and not (np.all(num == num[0]) and np.all(den == den[0])):
-
-        def ratio_of_means(a, b, axis):
-            return a.mean(axis=axis) / b.mean(axis=axis)
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            # Percentile: BCa's jackknife over two small, unpaired samples is unstable.
-            res = stats.bootstrap(
-                (num, den), ratio_of_means, vectorized=True, paired=False, confidence_level=confidence,
-                n_resamples=n_resamples, method="percentile", batch=BOOTSTRAP_BATCH,
-                rng=np.random.default_rng(seed),
-            )
-        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    figure = ratio_figure(num, den, center=np.mean, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    if figure.ci is not None:
+        lo, hi = figure.ci
         verdict.interval = (lo - baseline_ratio, hi - baseline_ratio)
         verdict.method = f"{confidence:.0%} percentile bootstrap CI of the ratio of mean timings, minus the baseline"
     verdict.status = "fail" if fails(verdict.interval[0], verdict.interval[1], margin, direction) else "pass"
