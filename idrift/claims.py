@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from idrift.config import BACKBONE_GUIDANCE
+from idrift.config import BACKBONE_GUIDANCE, EAGER
 
 DRIFT_STEPS = (1, 2, 4, 8, 12, 16, 20, 24, 28)
 SCHNELL_STEPS = (1, 2, 4)
@@ -26,8 +26,16 @@ ALPHAS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 GATE_SEEDS = {"smoke": (0,), "full": (0, 1, 2, 3)}
 VIRTUALLY_ALL = 0.9  # "virtually all identities": at least 90 % of them (the paper gives no number)
 
+# The trajectory steps from the identity peak (about 4) to the end, for the text-identity claim.
+TEXT_IDENTITY_STEPS = tuple(s for s in DRIFT_STEPS if s >= 4)
+
 ANY_PROFILE = ("tiny", "synthetic", "real")
 REAL_ONLY = ("real",)
+GPU_PROFILES = ("synthetic", "real")  # real sizes on a GPU: tiny models' CPU timings say nothing of a GPU
+# The fast_paths claim's numerical paths (idrift.accel.plan labels), in the order they run: each later one
+# may reuse the bundle of the one before; fp8 replaces the weights, so it comes last.
+FAST_PATHS = (EAGER, "stock-compile", "lossless", "lossy:fp8")
+FBC_THRESHOLD = 0.12  # First-Block-Cache threshold of the step-cache arm (ParaAttention uses ~0.08-0.12 on FLUX)
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,13 @@ class Arm:
     alpha: float = 1.0
     guidance: float | None = None  # None: the backbone's own (dev 3.5, schnell 0)
     mode: str = "budget"  # "trajectory": x0 read off one DRIFT_STEPS[-1]-step run
+    acceleration: str = EAGER  # the numerical path: an idrift.accel.plan.AccelerationPlan label
+
+    def spec_fields(self) -> dict:
+        """The RunSpec fields this arm sets (idrift.runner.specs_for passes them on as they are)."""
+        return {"backbone": self.backbone, "steps": self.steps, "guidance": self.guidance_scale, "alpha": self.alpha,
+                "mode": self.mode, "trajectory_of": DRIFT_STEPS[-1] if self.mode == "trajectory" else 0,
+                "acceleration": self.acceleration}
 
     @property
     def guidance_scale(self) -> float:
@@ -53,6 +68,8 @@ class Arm:
             name += f"-a{self.alpha:g}"
         if self.mode == "trajectory":
             name += "-traj"
+        if self.acceleration != EAGER:
+            name += f"@{self.acceleration}"
         return name
 
 
@@ -106,6 +123,7 @@ class Claim:
     summary: str  # name of the summary function in idrift.evaluate
     expectations: tuple[Expect, ...]
     metrics: tuple[str, ...] = ("id_sim", "lpips")
+    in_paper: bool = True  # False: idrift's own claim (no entry in baselines/paper.json)
 
 
 def _drift_arms(backbone: str = "dev", steps=DRIFT_STEPS, **kw) -> tuple[Arm, ...]:
@@ -197,6 +215,22 @@ CLAIMS: tuple[Claim, ...] = (
         metrics=("id_sim",),
     ),
     Claim(
+        # Beyond the paper: the paper measures identity only. This is idrift's hypothesis for why drift
+        # happens (the later steps trade the face for the prompt), tested on the figures 6-7 samples.
+        id="text_identity_competition", family="text_identity",
+        title="Beyond the paper: text alignment (CLIP-T) rises while identity drifts, most where drift is largest",
+        paper="beyond the paper (idrift's hypothesis; the paper reports no text alignment)",
+        protocol="6 prompt tiers x FLUX.1-dev trajectory steps 4..28, top-10 identities (the figures 6-7 samples)",
+        arms=_drift_arms(steps=TEXT_IDENTITY_STEPS, mode="trajectory"),
+        samples=Samples(prompt_set="complexity_v1", identities={"smoke": 1, "full": 10}, top_identities=True),
+        summary="text_identity",
+        expectations=(
+            Expect("clip_t_step_spearman", ">", 0.0, why="CLIP-T rises over steps 4..28 as ID_sim falls"),
+            Expect("drift_gain_pearson", ">", 0.0, why="tiers with more ID_sim drift gain more CLIP-T"),
+        ),
+        metrics=("id_sim", "clip_t"), in_paper=False,
+    ),
+    Claim(
         id="latency", family="latency",
         title="FLUX.1-schnell 4 steps is about 5.9x faster than FLUX.1-dev 28 steps",
         paper="Table 1 (latency, speed-up)", protocol="wall clock per image, warm-up excluded, CUDA synchronised",
@@ -205,6 +239,33 @@ CLAIMS: tuple[Claim, ...] = (
         expectations=(Expect("speedup", ">=", 4.0, ("synthetic", "real"),
                              why="28 vs 4 steps of the same transformer (paper 5.9x); tiny models' CPU timings say nothing of a GPU"),),
         metrics=("latency",),
+    ),
+)
+
+CLAIMS += (
+    Claim(
+        id="fast_paths", family="fast_paths",
+        title="The training-free fast paths cut seconds per image against eager and against stock compile",
+        paper="not in the paper: idrift's acceleration targets (issue #18)",
+        protocol=("wall clock per image, warm-up excluded, CUDA synchronised; every path measured in the same run, "
+                  "speed-ups over the eager path and over diffusers' compile_repeated_blocks (the peer)"),
+        arms=tuple(Arm(backbone, steps, acceleration=path) for path in FAST_PATHS for backbone, steps in
+                   (("schnell", 4), ("dev", 28))) + (Arm("schnell", 4, acceleration=f"lossy:fp8+fbc{FBC_THRESHOLD:g}"),),
+        samples=Samples(prompts=("portrait",), identities={"smoke": 1, "full": 1}),
+        summary="fast_paths",
+        expectations=(
+            Expect("latency_s[schnell-4@lossless]", "<=", 0.65, GPU_PROFILES, why="lossless schnell-4 target"),
+            Expect("speedup_vs_eager[schnell-4@lossless]", ">=", 1.5, GPU_PROFILES, why="lossless schnell-4 target"),
+            Expect("speedup_vs_stock[schnell-4@lossless]", ">", 1.0, GPU_PROFILES,
+                   why="the fast path must beat what diffusers' regional compilation gives"),
+            Expect("latency_s[dev-28@lossless]", "<=", 4.5, GPU_PROFILES, why="lossless dev-28 target"),
+            Expect("latency_s[schnell-4@lossy:fp8]", "<=", 0.40, GPU_PROFILES, why="fp8 schnell-4 target"),
+            Expect(f"latency_s[schnell-4@lossy:fp8+fbc{FBC_THRESHOLD:g}]", "<=", 0.40, GPU_PROFILES,
+                   why="fp8 with First-Block-Cache schnell-4 target"),
+            Expect("compile_s[schnell-4@lossless]", "<=", 60.0, GPU_PROFILES,
+                   why="regional compilation of the blocks stays about a minute (first call minus steady state)"),
+        ),
+        metrics=("latency",), in_paper=False,
     ),
 )
 

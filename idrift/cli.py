@@ -11,7 +11,7 @@ import sys
 from idrift.errors import IdriftError
 
 # Sub-command modules, in the order `idrift --help` lists them.
-COMMAND_MODULES = ("run", "compare", "report", "bless", "bless-speed", "weights", "data", "identity", "merge")
+COMMAND_MODULES = ("run", "score", "export", "compare", "report", "bless", "weights", "data", "identity", "merge")
 
 
 DESCRIPTION = ("Run the claims of \"Less Is More\" (identity drift in InfiniteYou on FLUX), gate them against "

@@ -29,6 +29,8 @@ ENV_OF_DEST = {
     "memory": "IDRIFT_MEMORY",
     "batch_size": "IDRIFT_BATCH_SIZE",
     "baseline": "IDRIFT_BASELINE",
+    "rounds": "IDRIFT_ROUNDS",
+    "warmup_rounds": "IDRIFT_WARMUP_ROUNDS",
 }
 
 

@@ -7,9 +7,15 @@ never reuses a stale image.
 `RunSpec.loras` names the LoRAs loaded on the backbone (InfiniteYou's realism / anti-blur LoRAs or any
 FLUX LoRA: file fingerprint and scale each, `idrift.models.lora.lora_label`); part of the key as well.
 
-`RunSpec.acceleration` names the numerical path that made the image (`acceleration_label`): "eager",
-"lossless" or "lossy:<parts>". It is part of the key, so that a resumed or shared store never mixes
+`RunSpec.acceleration` names the numerical path that made the image: the label of an
+`idrift.accel.plan.AccelerationPlan` ("eager", "stock-compile", "lossless", "lossy:fp8", ...), from the
+claim's arm or the session's options. It is part of the key, so that a resumed or shared store never mixes
 images of an accelerated pipeline with the reference path's.
+
+`RunSpec.method` names who made the image: "" (idrift's own pipeline, from this spec) or the label of
+another identity method (InfiniteYou's release, PuLID, InstantID, ...) whose image `idrift score`
+measured. What idrift does not know of such an image is left empty: backbone "", steps 0 when no step
+budget was given, guidance, alpha, width and height 0. Left out of the key while "".
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from idrift.accel.plan import EAGER, AccelerationPlan  # torch-free
+from idrift.accel.plan import MEMORY_MODES as MEMORY_MODES  # re-exported: --idrift-memory
 
 PROFILES: tuple[str, ...] = ("tiny", "synthetic", "real")
 BACKBONES: tuple[str, ...] = ("dev", "schnell")
@@ -47,10 +55,10 @@ PROFILE_DEFAULTS: dict[str, ProfileDefaults] = {
 # The two configurations the paper compares. Only the backbone and the guidance differ.
 BACKBONE_GUIDANCE = {"dev": 3.5, "schnell": 0.0}
 
-EAGER = "eager"  # RunSpec.acceleration of the reference path; left out of the key (see RunSpec.key)
+# EAGER (idrift.accel.plan): RunSpec.acceleration of the reference path; left out of the key (RunSpec.key).
+# MEMORY_MODES: --idrift-memory (memory.fit_memory, 8-bit weights or not).
 
 ACCELERATE_MODES = ("eager", "lossless", "lossy")  # --idrift-accelerate: eager, or fast.accelerate's mode
-MEMORY_MODES = ("off", "offload", "offload-8bit")  # --idrift-memory: memory.fit_memory, 8-bit weights or not
 
 
 def step_cache_threshold(text: str | float | None) -> float | None:
@@ -67,44 +75,6 @@ def step_cache_threshold(text: str | float | None) -> float | None:
             f"the First-Block-Cache threshold must be a number >= 0 such as 0.12 (ParaAttention uses ~0.08-0.12 "
             f"on FLUX; 0 never skips; leave the option out for no step cache), got {text!r}")
     return value
-
-
-def acceleration_label(acceleration: Mapping | None) -> str:
-    """A short canonical label for a pipeline's `acceleration` dict (idrift.pipeline.fast, step_cache,
-    memory), for `RunSpec.acceleration`:
-
-        "eager"                      no acceleration (or None)
-        "lossless"                   fast.accelerate(mode="lossless") and/or fit_memory without 8-bit
-        "lossy:fp8+fbc0.12+8bit"     lossy, with the parts that change the numbers, in this order:
-                                     fp8    fast.accelerate(mode="lossy") (fp8 matmuls)
-                                     fbcT   a First-Block-Cache of threshold T (step_cache)
-                                     8bit   fit_memory(weights_8bit=True)
-                                     other-<hash>  a lossy technique not named above
-
-    Lossless gets its own label although it computes the same function as eager: bf16 reassociation
-    (compiled kernels, channels_last VAE, another attention kernel) moves pixels, so an image stored
-    under an eager key would no longer be bitwise what the eager path makes, and bitwise-determinism
-    checks on stored images would fail for the wrong reason. fit_memory's offload alone moves weights
-    without changing the arithmetic, but it is labelled "lossless" as memory.py labels it: one rule (the
-    pipeline's own label, plus the lossy parts) is easier to trust than a list of exceptions.
-    """
-    if not acceleration or (acceleration.get("mode", EAGER) == EAGER and not acceleration.get("lossy")):
-        return EAGER
-    if not acceleration.get("lossy"):
-        return "lossless"
-    techniques = [str(t) for t in acceleration.get("techniques", [])]
-    parts = []
-    if "fp8" in acceleration:  # fast.accelerate's fp8 report (fit_memory's 8-bit is in its techniques)
-        parts.append("fp8")
-    step_cache = acceleration.get("step_cache")
-    if step_cache:
-        parts.append(f"fbc{float(step_cache['threshold']):g}")
-    if any(t.endswith("_block_linears") for t in techniques):  # fit_memory(weights_8bit=True)
-        parts.append("8bit")
-    if not parts:
-        digest = hashlib.sha256("|".join(sorted(techniques)).encode()).hexdigest()[:8]
-        parts.append(f"other-{digest}")
-    return "lossy:" + "+".join(parts)
 
 
 @dataclass(frozen=True)
@@ -133,15 +103,17 @@ class RunSpec:
     control: str = "black"  # InfuseNet control image: "black" (InfiniteYou's default) or "keypoints"
     mode: str = "budget"
     trajectory_of: int = 0  # total steps of the trajectory when mode == "trajectory"
-    acceleration: str = EAGER  # numerical path of the pipeline: acceleration_label(pipeline.acceleration)
+    acceleration: str = EAGER  # numerical path: an idrift.accel.plan.AccelerationPlan's label
     loras: str = ""  # LoRAs on the backbone: idrift.models.lora.lora_label ("fingerprint*scale+..."), "" for none
+    method: str = ""  # "": idrift's pipeline made it; else the scored method's label (idrift score)
 
     def __post_init__(self) -> None:
-        if self.backbone not in BACKBONES:
+        scored = bool(self.method)  # an image of another method: its unknown fields are "" or 0
+        if self.backbone not in BACKBONES and not (scored and self.backbone == ""):
             raise ValueError(f"RunSpec.backbone must be one of {BACKBONES}, got {self.backbone!r}")
         if self.profile not in PROFILES:
             raise ValueError(f"RunSpec.profile must be one of {PROFILES}, got {self.profile!r}")
-        if self.steps < 1:
+        if self.steps < (0 if scored else 1):
             raise ValueError(f"RunSpec.steps must be >= 1, got {self.steps}")
         if self.control not in ("black", "keypoints"):
             raise ValueError(f"RunSpec.control must be 'black' or 'keypoints', got {self.control!r}")
@@ -155,9 +127,10 @@ class RunSpec:
             raise ValueError(
                 f"InfuseNet window must satisfy 0 <= start <= end <= 1, got [{self.infuse_start}, {self.infuse_end}]"
             )
-        if not (self.acceleration in (EAGER, "lossless") or self.acceleration.startswith("lossy:")):
-            raise ValueError(f"RunSpec.acceleration must be 'eager', 'lossless' or 'lossy:<parts>' "
-                             f"(idrift.config.acceleration_label), got {self.acceleration!r}")
+        try:
+            AccelerationPlan.from_label(self.acceleration)
+        except ValueError as exc:
+            raise ValueError(f"RunSpec.acceleration: {exc}") from None
         if self.width % 16 or self.height % 16:
             raise ValueError(f"width and height must be multiples of 16 (FLUX packs 2x2 latents), got {self.width}x{self.height}")
 
@@ -170,13 +143,16 @@ class RunSpec:
 
         Compatibility rule: a field added after stores were written is left out of the hash while it
         has its default value, so every key written before it was added stays the same. Such fields:
-        `acceleration` (default "eager": the images every earlier store holds), `loras` (default "").
+        `acceleration` (default "eager": the images every earlier store holds), `loras` (default ""),
+        `method` (default "").
         """
         fields = self.as_dict()
         if fields["acceleration"] == EAGER:
             del fields["acceleration"]
         if not fields["loras"]:
             del fields["loras"]
+        if not fields["method"]:
+            del fields["method"]
         blob = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

@@ -15,6 +15,7 @@ detection rate is reported beside every mean either way.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -23,6 +24,8 @@ from scipy import stats
 
 from idrift import verdicts
 from idrift.claims import REAL_ONLY, Arm, Claim, Expect
+from idrift.config import EAGER, RunSpec
+from idrift.evaluate_fast import summary_fast_paths  # noqa: F401 - a SUMMARIES entry, in its own module
 from idrift.stats import Figure, exact, identity_bootstrap, mean_figure
 
 AGGREGATIONS = ("zero", "detected")
@@ -34,17 +37,31 @@ class ClaimResult:
     figures: dict[str, float] = field(default_factory=dict)
     samples: dict[str, dict[str, float]] = field(default_factory=dict)
     intervals: dict[str, Figure] = field(default_factory=dict)
+    timings: dict[str, list[float]] = field(default_factory=dict)  # arm -> timed rounds (seconds): latency only
     notes: list[str] = field(default_factory=list)
     n_records: int = 0
     n_failed: int = 0
 
 
 def arm_of(spec: dict, arms: tuple[Arm, ...]) -> Arm | None:
+    """The arm a sample belongs to: every RunSpec field the arm sets (Arm.spec_fields) matches. A claim whose
+    arms all take the eager path is run on whichever path the session's options name, so its arms match
+    any `acceleration`; one whose arms name their paths (fast_paths) matches it too. An arm with a `method`
+    (idrift.scoring.claims.MethodArm) holds that scored method's samples only; the paper's arms hold
+    idrift's own (RunSpec.method "")."""
+    own_paths = any(arm.acceleration != EAGER for arm in arms)
     for arm in arms:
-        if (spec["backbone"], spec["steps"], spec["alpha"], spec["mode"]) == (arm.backbone, arm.steps, arm.alpha, arm.mode) \
-                and spec["guidance"] == arm.guidance_scale:
+        if spec.get("method", "") != getattr(arm, "method", ""):
+            continue
+        fields = arm.spec_fields()
+        if not own_paths:
+            del fields["acceleration"]
+        if all(spec.get(name, _SPEC_DEFAULTS.get(name)) == value for name, value in fields.items()):
             return arm
     return None
+
+
+_SPEC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunSpec)}  # a field older records lack
 
 
 def sample_key(spec: dict) -> str:
@@ -62,9 +79,11 @@ def id_sim_of(record: dict, aggregation: str) -> float | None:
 
 
 def metric_of(record: dict, metric: str, aggregation: str) -> float | None:
+    """A record's value of `metric`: ID_sim under the aggregation rule, a pixel statistic, or any other
+    metric (LPIPS, the registered ones of idrift.metrics) stored as {"<metric>": value} under its own name."""
     if metric == "id_sim":
         return id_sim_of(record, aggregation)
-    group, _, name = {"lpips": ("lpips", "", "lpips"), "pixel_mean": ("pixels", "", "pixel_mean")}[metric]
+    group, name = {"pixel_mean": ("pixels", "pixel_mean")}.get(metric, (metric, metric))
     values = record.get("metrics", {}).get(group)
     return None if values is None or values.get(name) is None else float(values[name])
 
@@ -263,8 +282,82 @@ def summary_prompt_complexity(result: ClaimResult, table: Table) -> None:
         result.figures["schnell_drift_max"] = float(max(schnell_drift.values()))
 
 
+def _pearson(x: list[float], y: list[float]) -> float | None:
+    """Linear correlation; undefined (None) when either side is constant."""
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    return float(stats.pearsonr(x, y).statistic)
+
+
+def _prompt_curve(table: Table, arms: list[Arm], metric: str, prompt: str | None = None) -> dict[int, float]:
+    """step -> mean of `metric` over the samples of `prompt` (None: all prompts)."""
+    out = {}
+    for arm in arms:
+        values = {k: v for k, v in table.values(arm.name, metric).items() if prompt is None or k.split("|")[1] == prompt}
+        if (m := _mean(values)) is not None:
+            out[arm.steps] = m
+    return out
+
+
+def _text_gain(id_curve: dict[int, float], clip_curve: dict[int, float]) -> tuple[float, float] | None:
+    """(ID_sim drop, CLIP-T gain) from the identity peak step to the last step; None without both curves."""
+    drift = _drift_figures(id_curve)
+    if not drift or max(clip_curve, default=None) != max(id_curve) or int(drift["peak_step"]) not in clip_curve:
+        return None
+    return drift["drop"], clip_curve[max(clip_curve)] - clip_curve[int(drift["peak_step"])]
+
+
+def summary_text_identity(result: ClaimResult, table: Table) -> None:
+    """Beyond the paper: CLIP-T over the dev trajectory (steps 4..28) against ID_sim, per prompt tier.
+
+    clip_t_step_spearman: rank correlation of step and mean CLIP-T (all tiers pooled): > 0 means text
+    alignment keeps rising while identity drifts. Per tier, drift = ID_sim at its peak - at the last step
+    and clip_t_gain = CLIP-T at the last step - at that ID_sim peak; drift_gain_pearson correlates the two
+    over the tiers (scipy.stats.pearsonr; drift_gain_spearman beside it)."""
+    from idrift.data.prompts import load_prompt_set
+
+    arms = [a for a in result.claim.arms if a.backbone == "dev"]
+    _per_arm(result, table, ("id_sim",))  # clip_t[<arm>]: every registered metric gets them (_summarise)
+    clip_curve = _prompt_curve(table, arms, "clip_t")
+    if len(clip_curve) >= 3:
+        steps = sorted(clip_curve)
+        _put(result, "clip_t_step_spearman", value=_spearman(steps, [clip_curve[s] for s in steps]))
+    pooled = _text_gain(_prompt_curve(table, arms, "id_sim"), clip_curve)
+    if pooled:
+        result.figures["id_sim_drop"], result.figures["clip_t_gain"] = pooled
+    measured = {r["spec"]["prompt_id"] for records in table.by_arm.values() for r in records.values()}
+    tiers = {p.id: p.tier for p in load_prompt_set(result.claim.samples.prompt_set).prompts if p.id in measured}
+    drifts, gains = [], []
+    for prompt in sorted(tiers, key=lambda p: (tiers[p] is None, tiers[p] or 0, p)):
+        found = _text_gain(_prompt_curve(table, arms, "id_sim", prompt), _prompt_curve(table, arms, "clip_t", prompt))
+        if found:
+            result.figures[f"drift[{prompt}]"], result.figures[f"clip_t_gain[{prompt}]"] = found
+            drifts.append(found[0])
+            gains.append(found[1])
+    if len(drifts) >= 3:
+        _put(result, "drift_gain_pearson", value=_pearson(drifts, gains))
+        _put(result, "drift_gain_spearman", value=_spearman(drifts, gains))
+
+
 def summary_latency(result: ClaimResult, table: Table) -> None:
-    """Latency is measured by the pytest-benchmark test, which fills `latency_s[...]` itself."""
+    """Median seconds per arm and the dev-28 / schnell-4 speed-up, from the timed rounds stored with each
+    arm's sample (the metric `latency`: idrift.metrics.latency.time_rounds), each with a bootstrap interval
+    over the rounds (the rounds are the independent units of a timing)."""
+    from idrift.stats import median_figure, ratio_figure
+
+    for arm in result.claim.arms:
+        rounds = [float(t) for record in table.by_arm.get(arm.name, {}).values()
+                  for t in (record.get("metrics", {}).get("latency") or {}).get("seconds", [])]
+        if not rounds:
+            continue
+        result.timings[arm.name] = rounds
+        figure = median_figure(rounds)
+        result.figures[f"latency_s[{arm.name}]"] = figure.value
+        result.intervals[f"latency_s[{arm.name}]"] = figure
+    if {"dev-28", "schnell-4"} <= result.timings.keys():
+        figure = ratio_figure(result.timings["dev-28"], result.timings["schnell-4"])
+        result.figures["speedup"] = figure.value
+        result.intervals["speedup"] = figure
 
 
 def _backend_agreement(result: ClaimResult, records: list[dict]) -> None:
@@ -277,12 +370,31 @@ def _backend_agreement(result: ClaimResult, records: list[dict]) -> None:
         result.figures["backend_agreement_n"] = float(len(pairs))
 
 
+def summary_per_arm(result: ClaimResult, table: Table) -> None:
+    """Per-arm means only (pixel_mean, and ID_sim / LPIPS where the claim lists them): for a claim whose
+    expectations read `<metric>[<arm>]` figures. Registered metrics get theirs in every summary."""
+    _per_arm(result, table, ("pixel_mean", *(m for m in ("id_sim", "lpips") if m in result.claim.metrics)))
+
+
 SUMMARIES = {name[len("summary_"):]: fn for name, fn in globals().items() if name.startswith("summary_")}
+
+
+def _run_summary(result: ClaimResult, records: list[dict], aggregation: str) -> None:
+    """The claim's summary, plus `<metric>[<arm>]` means of every registered metric (idrift.metrics) it lists."""
+    from idrift.metrics import REGISTRY
+
+    table = Table(result.claim, records, aggregation)
+    SUMMARIES[result.claim.summary](result, table)
+    registered = tuple(m for m in result.claim.metrics if m in REGISTRY)
+    if registered:
+        for arm in result.claim.arms:
+            for metric in registered:
+                _put(result, f"{metric}[{arm.name}]", table.values(arm.name, metric))
 
 
 def _summarise(claim: Claim, records: list[dict], aggregation: str) -> ClaimResult:
     result = ClaimResult(claim=claim)
-    SUMMARIES[claim.summary](result, Table(claim, records, aggregation))
+    _run_summary(result, records, aggregation)
     return result
 
 
@@ -293,6 +405,8 @@ def add_intervals(result: ClaimResult, records: list[dict], aggregation: str) ->
     """Every figure's Figure: means clustered by (identity, prompt), the rest over identities."""
     others = []
     for metric, value in result.figures.items():
+        if metric in result.intervals:  # the summary's own (timings: a bootstrap over the rounds)
+            continue
         if verdicts.part_of(metric) in EXACT_PARTS:
             result.intervals[metric] = exact(value)
         elif result.samples.get(metric):
@@ -320,7 +434,7 @@ def evaluate(claim: Claim, records: list[dict], aggregation: str = "zero") -> Cl
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
     result = ClaimResult(claim=claim, n_records=len(records),
                          n_failed=sum(r.get("status", "ok") != "ok" for r in records))
-    SUMMARIES[claim.summary](result, Table(claim, records, aggregation))
+    _run_summary(result, records, aggregation)
     _backend_agreement(result, records)
     # An undefined figure (a rank correlation of constant values, say) is absent, not NaN.
     undefined = sorted(k for k, v in result.figures.items() if not np.isfinite(v))

@@ -92,6 +92,14 @@ def pytest_addoption(parser):
     group.addoption("--idrift-lora", action="append", default=[], metavar="PATH[:SCALE]",
                     help="load this FLUX LoRA on the backbones (repeatable; SCALE default 1), as InfiniteYou's "
                          "load_loras does; part of every sample's key")
+    group.addoption("--idrift-rounds", type=int, metavar="N",
+                    default=_env(lambda name, default: env_int(name, default, minimum=1), "IDRIFT_ROUNDS", None),
+                    help="timed rounds per latency arm after warm-up (default: 10 on CUDA, 2 on the CPU; "
+                         "idrift.metrics.latency.DEFAULT_ROUNDS) [env IDRIFT_ROUNDS]")
+    group.addoption("--idrift-warmup-rounds", type=int, metavar="N",
+                    default=_env(lambda name, default: env_int(name, default, minimum=0), "IDRIFT_WARMUP_ROUNDS", None),
+                    help="untimed warm-up rounds per latency arm (default: 2 on CUDA, 1 on the CPU) "
+                         "[env IDRIFT_WARMUP_ROUNDS]")
     from idrift.models.paths import add_pytest_options
 
     add_pytest_options(group)
@@ -122,6 +130,7 @@ def _session(config):
             memory=config.getoption("--idrift-memory"),
             allow_lossy_baselines=config.getoption("--idrift-allow-lossy-baselines"),
             batch_size=config.getoption("--idrift-batch-size"), loras=tuple(config.getoption("--idrift-lora") or ()),
+            rounds=config.getoption("--idrift-rounds"), warmup_rounds=config.getoption("--idrift-warmup-rounds"),
         )
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         if worker and options.fresh:
@@ -210,7 +219,9 @@ def _acceleration_requested(config) -> bool:
             or config.getoption("--idrift-step-cache", default=None) is not None
             or config.getoption("--idrift-memory", default="off") != "off"
             or config.getoption("--idrift-allow-lossy-baselines", default=False)
-            or config.getoption("--idrift-batch-size", default=1) != 1)  # a bad size: checked by SessionOptions
+            or config.getoption("--idrift-batch-size", default=1) != 1  # a bad size: checked by SessionOptions
+            or config.getoption("--idrift-rounds", default=None) is not None
+            or config.getoption("--idrift-warmup-rounds", default=None) is not None)
 
 
 def _family(item) -> str | None:
@@ -355,6 +366,54 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
         for line in update_baseline(session):
             write(line)
+
+
+def claims_json(session) -> dict:
+    """Each judged claim as JSON: its word and parts (idrift.verdicts), every figure with its interval
+    (idrift.stats.Figure), the gate's word per baseline figure, and the run's profile and baseline."""
+    from idrift.evaluate import claim_verdict
+
+    claims = {}
+    for claim_id, result in session.results.items():
+        outcomes = session.outcomes.get(claim_id, [])
+        word, parts, _ = claim_verdict(result.claim, outcomes, None, session.options.require_real)
+        figures = {}
+        for metric, value in sorted(result.figures.items()):
+            figure = result.intervals.get(metric)
+            figures[metric] = figure.as_dict() if figure is not None else {"value": value}
+        claims[claim_id] = {
+            "verdict": word, "parts": parts, "figures": figures,
+            "expectations": [{"metric": o.expect.metric, "verdict": o.status, "measured": o.measured,
+                              "reason": o.reason} for o in outcomes],
+            "gate": {v.metric: v.word for v in session.verdicts.get(claim_id, [])},
+        }
+    return {"profile": session.profile, "tier": session.options.tier,
+            "baseline": session.options.baseline or None, "claims": claims}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    """--benchmark-json carries the claims: `idrift` at the top (every claim's ID_sim, LPIPS, latency...
+    figures with intervals and verdict words), and each idrift benchmark's `extra_info` the same claims
+    (`idrift_claims`) and its arm's own figure with its gate word (`idrift_figure`)."""
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is None or not session.results:
+        return
+    import json
+
+    doc = json.loads(json.dumps(claims_json(session), default=str, allow_nan=False))
+    output_json["idrift"] = doc
+    latency = doc["claims"].get("latency")
+    for bench in output_json.get("benchmarks", []):
+        info = bench.setdefault("extra_info", {})
+        arm = info.get("idrift_arm")
+        if arm is None:
+            continue
+        info["idrift_claims"] = doc["claims"]
+        figure = (latency or {}).get("figures", {}).get(f"latency_s[{arm}]")
+        if figure is not None:
+            info["idrift_figure"] = {"metric": f"latency_s[{arm}]", **figure,
+                                     "gate": latency["gate"].get(f"latency_s[{arm}]")}
 
 
 def pytest_sessionfinish(session, exitstatus):

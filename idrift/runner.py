@@ -20,13 +20,15 @@ from tqdm.auto import tqdm
 from idrift.claims import DRIFT_STEPS, Claim
 from idrift.config import RunSpec
 from idrift.errors import NonFiniteError
+from idrift.metrics import REGISTRY, MeasuredSample
 
 if TYPE_CHECKING:  # the pipeline (torch, diffusers) loads when a sample is generated, not when grids are planned
     from idrift.pipeline.infinite_you import IdentityReference, InfiniteYouPipeline
 
 PIXEL_METRIC_VERSION = "pixels/2"
 LEASE_POLL_S = 0.5  # how often a process waiting for a sample another process leased looks again
-ALL_METRICS = ("pixels", "id_sim", "lpips")  # pixels are always measured: cheap, and the golden values
+# pixels are always measured: cheap, and the golden values. Registered metrics: idrift.metrics.REGISTRY.
+ALL_METRICS = ("pixels", "id_sim", "lpips", *REGISTRY)
 
 
 @dataclass(frozen=True)
@@ -49,23 +51,22 @@ class RunContext:
     identities: list[Identity]
     prompt_sets: Callable[[str], object]  # name -> PromptSet (idrift.data.prompts.load_prompt_set)
     store: object  # idrift.store.ResultsStore
-    pipeline_factory: Callable[[], InfiniteYouPipeline]
+    pipeline_factory: Callable[[str], InfiniteYouPipeline]  # RunSpec.acceleration -> the pipeline of that path
     weights_fingerprint: Callable[[], str]
     identity_metric: object | None = None  # idrift.metrics.identity.IdentitySimilarity, or None: skipped
     lpips_metric: object | None = None  # idrift.metrics.lpips.LPIPSMetric, or None: skipped
     # A second face backend (dlib beside antelopev2 on `real`): only to report the two backends' agreement.
     agreement_metric: object | None = None
+    # name -> the registered metric (idrift.metrics.REGISTRY) built for this run, or None: not measured here
+    registered_metric: Callable[[str], object | None] = lambda name: None
     skipped_metrics: dict[str, str] = field(default_factory=dict)  # metric -> why it cannot be judged here
     shard: tuple[int, int] | None = None  # (i, n): this process runs specs whose hash falls in shard i
     # Samples whose runs differ only in the seed are generated this many at a time (one batched run).
     batch_size: int = 1
-    _pipeline: InfiniteYouPipeline | None = None
 
-    @property
-    def pipeline(self) -> InfiniteYouPipeline:
-        if self._pipeline is None:
-            self._pipeline = self.pipeline_factory()
-        return self._pipeline
+    def pipeline_for(self, acceleration: str) -> InfiniteYouPipeline:
+        """The pipeline that makes samples of this numerical path (the factory keeps and switches them)."""
+        return self.pipeline_factory(acceleration)
 
 
 def identities_for(claim: Claim, ctx: RunContext) -> list[Identity]:
@@ -89,10 +90,8 @@ def specs_for(claim: Claim, ctx: RunContext) -> list[RunSpec]:
         claim.arms, identities_for(claim, ctx), prompts, claim.samples.seeds[ctx.tier]
     ):
         specs.append(RunSpec(
-            backbone=arm.backbone, steps=arm.steps, guidance=arm.guidance_scale, alpha=arm.alpha,
-            prompt_id=prompt.id, prompt=prompt.text, identity=ident.id, seed=seed,
+            **arm.spec_fields(), prompt_id=prompt.id, prompt=prompt.text, identity=ident.id, seed=seed,
             width=ctx.width, height=ctx.height, dtype=ctx.dtype, profile=ctx.profile, weights=fingerprint,
-            mode=arm.mode, trajectory_of=DRIFT_STEPS[-1] if arm.mode == "trajectory" else 0,
         ))
     if ctx.shard is not None:
         from idrift.sharding import in_shard
@@ -231,7 +230,7 @@ class Runner:
             batch = [[group[0].replace(steps=k) for k in steps] for group in batch]
         try:
             started = time.perf_counter()
-            results = self.ctx.pipeline.generate_batch([_run_spec(group) for group in batch], reference,
+            results = self.ctx.pipeline_for(first.acceleration).generate_batch([_run_spec(group) for group in batch], reference,
                                                        trajectory_steps=steps)
             seconds = dict(results[0].stage_seconds, total=time.perf_counter() - started)
         except NonFiniteError as exc:
@@ -273,6 +272,12 @@ class Runner:
         if "id_sim" in metrics:
             self._measure_identity(spec, record, reference, "id_sim", self.ctx.identity_metric)
             self._measure_identity(spec, record, reference, "id_sim_agreement", self.ctx.agreement_metric)
+        for name in (m for m in metrics if m in REGISTRY):
+            metric = self.ctx.registered_metric(name)
+            if metric is not None and store.needs_metric(spec.key, name, metric.version):
+                sample = MeasuredSample(image=record.load_image(), reference=reference.image, prompt=spec.prompt,
+                                        identity=spec.identity, key=spec.key)
+                store.put_metrics(spec.key, name, metric.version, metric.measure(sample))
         lpips_metric = self.ctx.lpips_metric
         if "lpips" in metrics and lpips_metric is not None and store.needs_metric(spec.key, "lpips", lpips_metric.version):
             distance = lpips_metric.distance(record.load_image(), reference.image)

@@ -3,10 +3,11 @@
 Shared by the pytest plugin (`pytest benchmarks`) and the `idrift run` command, so both run the
 same code. Everything heavy is built on first use: collecting the benchmarks builds no model.
 
-Acceleration (`--idrift-accelerate`, `--idrift-memory`, `--idrift-step-cache`) is applied when the
-pipeline is built, in the order the pipeline modules document: fast.accelerate, then
-memory.fit_memory, then step_cache.enable_step_cache. Its label goes into every RunSpec (so the store
-never mixes accelerated images with the reference path's) and its provenance into `provenance`.
+A claim's arm may name its numerical path (`Arm.acceleration`: the fast_paths claim); every other arm
+runs on the path the session-wide options name (`--idrift-accelerate`, `--idrift-memory`,
+`--idrift-step-cache`: an idrift.accel.plan.AccelerationPlan). The label goes into every RunSpec (so the
+store never mixes accelerated images with the reference path's) and its provenance into `provenance`;
+idrift.session_paths builds one pipeline per label when needed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from idrift.config import (
     MEMORY_MODES,
     PROFILE_DEFAULTS,
     PROFILES,
-    acceleration_label,
     step_cache_threshold,
 )
 from idrift.errors import IdriftError
@@ -38,8 +38,10 @@ from idrift.evaluate import (
     check_expectations,
     evaluate,
 )
+from idrift.evaluate_fast import speedup_rounds
 from idrift.provenance import dist_version
 from idrift.runner import Identity, RunContext, Runner, specs_for
+from idrift.session_paths import PathsMixin, options_plan, timed_once
 
 # The named baselines: the checkout's baselines/ or an installed wheel's copy (idrift.baselines.io.baselines_dir).
 REPO_BASELINES = baselines_dir()
@@ -100,6 +102,8 @@ class SessionOptions:
     allow_lossy_baselines: bool = False  # let --idrift-update-baselines write from a lossy pipeline
     batch_size: int = 1  # samples whose runs differ only in the seed, generated together
     loras: tuple = ()  # --idrift-lora / --lora PATH[:SCALE] values (idrift.models.lora), loaded on every backbone
+    rounds: int | None = None  # latency rounds per arm after warm-up; None: by device (idrift.metrics.latency)
+    warmup_rounds: int | None = None  # latency warm-up rounds per arm; None: by device
     command: str = "pytest"  # whose options the messages name: "pytest" (--idrift-X) or "idrift run" (--X)
 
     def __post_init__(self) -> None:
@@ -108,6 +112,10 @@ class SessionOptions:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise IdriftError(f"{self.flag('batch-size')} must be a whole number >= 1, got {self.batch_size!r}"
                               + (" [env IDRIFT_BATCH_SIZE]" if self.command == "pytest" else ""))
+        for name, value, least in (("rounds", self.rounds, 1), ("warmup-rounds", self.warmup_rounds, 0)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+                env = " [env IDRIFT_" + name.upper().replace("-", "_") + "]" if self.command == "pytest" else ""
+                raise IdriftError(f"{self.flag(name)} must be a whole number >= {least}, got {value!r}{env}")
         if self.tier not in ("smoke", "full"):
             raise IdriftError(f"--idrift-tier must be smoke or full, got {self.tier!r}")
         if self.accelerate not in ACCELERATE_MODES:
@@ -136,19 +144,13 @@ class SessionOptions:
     @property
     def lossy(self) -> bool:
         """True when an option changes what the pipeline computes (fp8, step cache, 8-bit weights)."""
-        return self.accelerate == "lossy" or self.step_cache is not None or self.memory == "offload-8bit"
+        return self.plan.lossy
 
     @property
-    def acceleration_label(self) -> str:
-        """The RunSpec.acceleration these options give: what idrift.config.acceleration_label says of the
-        pipeline they build (checked when it is built). From the options, so that collecting the
-        benchmarks builds no pipeline."""
-        if self.lossy:
-            parts = ["fp8"] if self.accelerate == "lossy" else []
-            parts += [f"fbc{self.step_cache:g}"] if self.step_cache is not None else []
-            parts += ["8bit"] if self.memory == "offload-8bit" else []
-            return "lossy:" + "+".join(parts)
-        return "lossless" if self.accelerate == "lossless" or self.memory == "offload" else EAGER
+    def plan(self):
+        """The idrift.accel.plan.AccelerationPlan these options name; its label is the RunSpec.acceleration of
+        every arm that names no path of its own. From the options, so that collecting builds no pipeline."""
+        return options_plan(self)
 
     def flag(self, name: str, command: str | None = None) -> str:
         """The command-line option `name` ("accelerate") as `command` (default: this session's) spells it."""
@@ -162,14 +164,16 @@ class SessionOptions:
         return args
 
 
-class BenchmarkSession:
+class BenchmarkSession(PathsMixin):
     def __init__(self, options: SessionOptions):
         self.options = options
         self.profile = options.profile
         self.results: dict[str, ClaimResult] = {}
         self.outcomes: dict[str, list[ExpectationOutcome]] = {}
         self.verdicts: dict[str, list] = {}
-        self.latency: dict[str, dict] = {}  # arm name -> {"seconds": [...], "stages": {...}, "peak_gpu_bytes": ...}
+        # arm name -> what time_arm stored with the arm's sample (idrift.metrics.latency.latency_values): a copy
+        # for results.json; evaluate reads the timings from the store's records.
+        self.latency: dict[str, dict] = {}
 
     # ---- places -----------------------------------------------------------------------------
     @cached_property
@@ -260,53 +264,6 @@ class BenchmarkSession:
 
         return resolve_weight_paths(self.options.weights)
 
-    def check_acceleration(self) -> None:
-        """Refuse, before any model is built, acceleration options this run's device cannot do. (The
-        pipeline modules check again when applied; their errors also come out as IdriftError.)"""
-        if self.options.accelerate == "lossy" and not self.device.startswith("cuda"):
-            flag = self.options.flag("accelerate")
-            raise IdriftError(
-                f"{flag} lossy: fp8 matmuls need a CUDA GPU with fp8 tensor cores (sm_89+: L4, L40, RTX 4090, "
-                f"H100); this run's device is {self.device} (profile {self.profile}). Use {flag} lossless, or run "
-                "on such a GPU")
-
-    @cached_property
-    def pipeline(self):
-        """The InfiniteYou pipeline, accelerated as the options say, in the documented order:
-        fast.accelerate, then memory.fit_memory, then step_cache.enable_step_cache."""
-        from idrift.pipeline.fast import AccelerationError
-        from idrift.pipeline.infinite_you import InfiniteYouPipeline
-
-        self.check_acceleration()
-        pipeline = InfiniteYouPipeline(self.bundle)
-        options = self.options
-        option = ""
-        try:
-            if options.accelerate != "eager":
-                from idrift.pipeline.fast import accelerate
-
-                option = f"{options.flag('accelerate')} {options.accelerate}"
-                # fit_memory moves weights, which CUDA graphs would replay at their old addresses
-                accelerate(pipeline, options.accelerate, cuda_graphs="auto" if options.memory == "off" else False)
-            if options.memory != "off":
-                from idrift.pipeline.memory import fit_memory
-
-                option = f"{options.flag('memory')} {options.memory}"
-                fit_memory(pipeline, weights_8bit=options.memory == "offload-8bit")
-            if options.step_cache is not None:
-                from idrift.pipeline.step_cache import enable_step_cache
-
-                option = f"{options.flag('step-cache')} {options.step_cache:g}"
-                enable_step_cache(pipeline, options.step_cache)
-        except AccelerationError as exc:
-            raise IdriftError(f"{option}: {exc}") from None
-        built = acceleration_label(getattr(pipeline, "acceleration", None))
-        if built != options.acceleration_label:  # the specs were labelled from the options: they must agree
-            raise IdriftError(f"the accelerated pipeline is labelled {built!r} but the options say "
-                              f"{options.acceleration_label!r} ({' '.join(options.acceleration_args())}); "
-                              "idrift.config.acceleration_label and SessionOptions.acceleration_label disagree: report this")
-        return pipeline
-
     @cached_property
     def face_backend(self):
         """dlib (real weights from the package index) on tiny; antelopev2 on real; none on synthetic."""
@@ -388,6 +345,25 @@ class BenchmarkSession:
         finally:
             torch.hub.set_dir(previous)
 
+    def registered_metric(self, name: str):
+        """The registered metric `name` (idrift.metrics.REGISTRY), built on first use; None where this
+        profile cannot measure it."""
+        built = self.__dict__.setdefault("_registered_metrics", {})
+        if name not in built:
+            from idrift.metrics import MetricSetup, build_metric
+
+            built[name] = build_metric(name, MetricSetup(profile=self.profile, device=self.device,
+                                                         cache_dir=self.cache_dir, weights=self.weight_paths))
+        return built[name]
+
+    def metrics_provenance(self) -> dict:
+        """Each registered metric the claims use, by name: its provenance (model fingerprints, variant)."""
+        from idrift.claims import CLAIMS
+        from idrift.metrics import REGISTRY
+
+        used = [name for name in REGISTRY if any(name in claim.metrics for claim in CLAIMS)]
+        return {name: metric.provenance() for name in used if (metric := self.registered_metric(name)) is not None}
+
     @cached_property
     def context(self) -> RunContext:
         from idrift.data.prompts import load_prompt_set
@@ -396,9 +372,10 @@ class BenchmarkSession:
         return RunContext(
             profile=self.profile, tier=self.options.tier, width=defaults.width, height=defaults.height,
             dtype=defaults.dtype, identities=self.identities, prompt_sets=load_prompt_set, store=self.store,
-            pipeline_factory=lambda: self.pipeline, weights_fingerprint=self.weights_fingerprint,
+            pipeline_factory=self.pipeline_for, weights_fingerprint=self.weights_fingerprint,
             identity_metric=self.identity_metric, lpips_metric=self.lpips_metric, shard=self.options.shard,
             agreement_metric=self.agreement_metric, batch_size=self.options.batch_size,
+            registered_metric=self.registered_metric,
         )
 
     @cached_property
@@ -409,54 +386,6 @@ class BenchmarkSession:
         return self.bundle.fingerprint
 
     # ---- provenance ---------------------------------------------------------------------------
-    def acceleration_provenance(self) -> dict:
-        """fast.provenance of the pipeline (mode, lossy, label, techniques, step cache settings) plus
-        `spec_label` (the RunSpec.acceleration of this run) and, once images were made, the step cache's
-        skip counts. Eager builds no pipeline for this: there is nothing to report."""
-        if self.options.acceleration_label == EAGER:
-            return {"mode": "eager", "lossy": False, "label": "eager", "techniques": [], "spec_label": EAGER}
-        from idrift.pipeline.fast import provenance
-
-        out = dict(provenance(self.pipeline), spec_label=self.options.acceleration_label)
-        cache = getattr(self.pipeline, "step_cache", None)
-        if cache is not None:
-            out["step_cache_stats"] = cache.stats()["total"]  # computed/skipped steps, skip rate, images
-        return out
-
-    def memory_provenance(self) -> dict | None:
-        """A summary of memory.memory_report (None without --idrift-memory)."""
-        if self.options.memory == "off":
-            return None
-        from idrift.pipeline.memory import memory_report
-
-        report = memory_report(self.pipeline)
-        keys = ("techniques", "lossy", "label", "budget_bytes", "expected_peak_bytes", "fits_budget", "bytes_moved",
-                "offload_device")
-        return {k: report[k] for k in keys if k in report}
-
-    def refresh_acceleration_provenance(self) -> None:
-        """Update the step cache counts and the memory summary in `provenance` (they grow with the run)."""
-        if "provenance" not in self.__dict__ or "pipeline" not in self.__dict__:
-            return  # nothing measured yet, or a session read back from a run (its provenance is the run's)
-        self.provenance["acceleration"] = self.acceleration_provenance()
-        if self.options.memory != "off":
-            self.provenance["memory"] = self.memory_provenance()
-
-    def acceleration_line(self) -> str | None:
-        """One line for the end-of-run summary; None on the eager reference path."""
-        label = self.options.acceleration_label
-        if label == EAGER:
-            return None
-        line = f"acceleration {label} ({' '.join(self.options.acceleration_args())})"
-        if self.options.lossy:
-            line += ": LOSSY, numbers deviate from the reference path"
-            stats = (self.provenance.get("acceleration") or {}).get("step_cache_stats") if "provenance" in self.__dict__ else None
-            if stats:
-                line += f"; step cache skipped {stats['skipped']} of {stats['computed'] + stats['skipped']} steps"
-        else:
-            line += ": lossless, same function as eager up to bf16 reassociation"
-        return line
-
     @cached_property
     def provenance(self) -> dict:
         prov = {
@@ -480,6 +409,7 @@ class BenchmarkSession:
             prov["face_backend"] = self.face_backend.provenance()  # onnxruntime providers on `real`
         if self.lpips_metric is not None:
             prov["lpips"] = self.lpips_metric.provenance()
+        prov["metrics"] = self.metrics_provenance()  # registered metrics (idrift.metrics.REGISTRY): CLIP-T's model
         prov["acceleration"] = self.acceleration_provenance()  # every stored number says how it was computed
         from idrift.pipeline.infinite_you import noise_provenance
 
@@ -497,10 +427,12 @@ class BenchmarkSession:
 
     # ---- claims -------------------------------------------------------------------------------
     def specs(self, claim: Claim):
-        """The claim's RunSpecs, labelled with this run's acceleration (part of their keys). The label is
-        set after specs_for, so --idrift-shard splits an accelerated grid exactly as it splits the eager one."""
+        """The claim's RunSpecs, labelled with this run's acceleration (part of their keys) unless its arms
+        name their own paths (fast_paths). The label is set after specs_for, so --idrift-shard splits an
+        accelerated grid exactly as it splits the eager one."""
         specs = specs_for(claim, self.context)
-        label = self.options.acceleration_label
+        own_paths = any(arm.acceleration != EAGER for arm in claim.arms)
+        label = EAGER if own_paths else self.options.plan.label
         if self.options.loras:  # LoRAs change the images: their fingerprints and scales are part of every key
             from idrift.models.lora import lora_label
 
@@ -508,50 +440,71 @@ class BenchmarkSession:
         return specs if label == EAGER else [spec.replace(acceleration=label) for spec in specs]
 
     def run_claim(self, claim: Claim, progress: bool = False) -> ClaimResult:
-        records = self.runner.ensure(self.specs(claim), claim.metrics, desc=claim.id, progress=progress)
+        specs = self.specs(claim)
+        unable = {s.acceleration: self.plan_reason(s.acceleration) for s in specs}  # paths this device cannot take
+        specs = [s for s in specs if unable[s.acceleration] is None]
+        records = self.runner.ensure(specs, claim.metrics, desc=claim.id, progress=progress)
         self.refresh_acceleration_provenance()
         result = evaluate(claim, records, aggregation=self.options.aggregation)
-        if claim.id == "latency":
-            self._add_latency_figures(result)
+        result.notes += [f"not run here: {reason}" for reason in dict.fromkeys(r for r in unable.values() if r)]
         self.results[claim.id] = result
         self.outcomes[claim.id] = check_expectations(result, self.profile, SKIP_REASONS)
         return result
 
-    def _add_latency_figures(self, result: ClaimResult) -> None:
-        """Median seconds per arm and the dev-28 / schnell-4 speed-up, each with a bootstrap interval over
-        the timed rounds (the rounds are the independent units of a timing)."""
-        from idrift.stats import median_figure, ratio_figure
+    def timed_spec(self, arm):
+        """The sample of `arm` its timing is stored with: the first sample of the timed claim (one that
+        measures `latency`: latency, fast_paths) holding the arm."""
+        from idrift.claims import CLAIMS
+        from idrift.evaluate import arm_of
 
-        for arm, timing in self.latency.items():
-            figure = median_figure(timing["seconds"])
-            result.figures[f"latency_s[{arm}]"] = figure.value
-            result.intervals[f"latency_s[{arm}]"] = figure
-        if {"dev-28", "schnell-4"} <= self.latency.keys():
-            figure = ratio_figure(self.latency["dev-28"]["seconds"], self.latency["schnell-4"]["seconds"])
-            result.figures["speedup"] = figure.value
-            result.intervals["speedup"] = figure
+        for claim in CLAIMS:
+            if arm in claim.arms and "latency" in claim.metrics:
+                for spec in self.specs(claim):
+                    if arm_of(spec.as_dict(), (arm,)) is not None:
+                        return spec
+        raise IdriftError(f"arm {arm.name} is not an arm of a timed claim (latency, fast_paths); time one of theirs")
 
-    def benchmark_arm(self, benchmark, arm) -> None:
-        """Latency of one arm end to end (text, identity and control encodings included: caches are
-        cleared every round), through pytest-benchmark so its JSON and comparisons work."""
-        from idrift.claims import CLAIMS_BY_ID
-        from idrift.metrics.latency import record_benchmark
+    def latency_rounds(self) -> tuple[int, int]:
+        """(warm-up rounds, rounds) of each timed arm: the options', else the device's defaults."""
+        from idrift.metrics.latency import default_rounds
 
-        [spec] = [s for s in self.specs(CLAIMS_BY_ID["latency"]) if (s.backbone, s.steps) == (arm.backbone, arm.steps)][:1]
+        return default_rounds(self.device, self.options.warmup_rounds, self.options.rounds)
+
+    def time_arm(self, arm, benchmark=None) -> dict:
+        """Latency of one arm end to end on its numerical path (text, identity and control encodings
+        included: caches are cleared every round), timed by idrift.metrics.latency.time_rounds (through
+        pytest-benchmark when `benchmark` is its fixture) and stored with the arm's sample as the metric
+        `latency`, which evaluate reads like any other. A path other than eager also records its first
+        call (compile and capture included) and, as the metric `reference_diff`, its image against the
+        eager image of the same spec. The sample is generated first when the store lacks it."""
+        from idrift.metrics.latency import LATENCY_METRIC, LATENCY_VERSION, time_rounds
+
+        spec = self.timed_spec(arm)
+        [record] = self.runner.ensure([spec], ("pixels",), progress=False)  # the sample the timing belongs to
+        if record["status"] != "ok":
+            raise IdriftError(f"latency of {arm.name}: its sample {spec.key} failed ({record['error']}); "
+                              "nothing to time")
         reference = self.runner.reference(spec.identity)
-        gpu = self.device.startswith("cuda")
+        pipe = self.pipeline_for(spec.acceleration)
 
         def generate(timer):
-            self.pipeline.clear_caches()
-            return self.pipeline(spec, reference, timer=timer)
+            pipe.clear_caches()
+            return pipe(spec, reference, timer=timer)
 
-        record_benchmark(benchmark, generate, rounds=5 if gpu else 2, warmup_rounds=1, device=self.device,
-                         extra_info={"idrift_arm": arm.name, "idrift_spec": spec.as_dict(),
-                                     "idrift_provenance": self.provenance})
-        stats = getattr(benchmark, "stats", None)
-        seconds = list(stats.stats.data) if stats is not None else []
-        self.latency[arm.name] = {"seconds": seconds, "stages": benchmark.extra_info.get("stage_medians_s"),
-                                  "gpu_peak_bytes": benchmark.extra_info.get("gpu_peak_bytes")}
+        first_s = timed_once(generate, self.device) if spec.acceleration != EAGER else None
+        warmup_rounds, rounds = self.latency_rounds()
+        extra = {"idrift_arm": arm.name, "idrift_spec": spec.as_dict(), "idrift_provenance": self.provenance}
+        values = time_rounds(generate, device=self.device, rounds=rounds, warmup_rounds=warmup_rounds,
+                             benchmark=benchmark, extra_info=extra)
+        values.update(self.path_timing(spec, pipe, values["seconds"], first_s))
+        self.store.put_metrics(spec.key, LATENCY_METRIC, LATENCY_VERSION, values)
+        self.measure_reference_diff(spec)
+        self.latency[arm.name] = values
+        return values
+
+    def benchmark_arm(self, benchmark, arm) -> None:
+        """Latency of one arm through pytest-benchmark (its JSON and comparisons work): `time_arm`."""
+        self.time_arm(arm, benchmark)
 
     # ---- baseline -----------------------------------------------------------------------------
     @cached_property
@@ -579,9 +532,9 @@ class BenchmarkSession:
             # point is compared. Against other samples (the paper's, a real run's) the run's interval counts.
             sampled = self.profile == "real" or self.baseline.provenance.get("profile") != self.profile
             interval_of = figure if sampled else None
-            if metric_id == "speedup" and {"dev-28", "schnell-4"} <= self.latency.keys():
-                verdict = ratio_gate(self.latency["dev-28"]["seconds"], self.latency["schnell-4"]["seconds"],
-                                     base.aggregate, tolerance=base.tolerance, tolerance_kind=base.tolerance_kind,
+            rounds = speedup_rounds(result, metric_id)  # a ratio of timed rounds: the ratio test
+            if rounds is not None:
+                verdict = ratio_gate(*rounds, base.aggregate, tolerance=base.tolerance, tolerance_kind=base.tolerance_kind,
                                      direction=base.direction, claim=result.claim.id, metric=metric_id)
             else:
                 samples = gate_samples(result, metric_id)

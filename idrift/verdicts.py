@@ -46,6 +46,7 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("gpu_peak_gb", LOWER, "latency"),
     ("latent_rel_diff", LOWER, "pixels"),  # a lossy path's deviation from the reference
     ("trajectory_ratio", LOWER, "pixels"),
+    ("reference_diff", LOWER, "pixels"),  # a fast path's image against the eager path's (fast_paths)
     ("lpips", LOWER, "LPIPS"),
     ("pixel_mean", EQUAL, "pixels"),
     ("peak_step", LOWER, "identity"),

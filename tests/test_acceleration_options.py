@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from idrift.accel.plan import AccelerationPlan
 from idrift.baselines.gate import provenance_mismatches
 from idrift.baselines.io import load_baseline
 from idrift.baselines.update import update_baseline
 from idrift.claims import CLAIMS_BY_ID
-from idrift.config import RunSpec, acceleration_label
+from idrift.config import RunSpec
 from idrift.errors import IdriftError
 from idrift.session import REPO_BASELINES, BenchmarkSession, SessionOptions
 
@@ -50,6 +51,7 @@ def test_eager_key_is_the_key_from_before_the_field_existed():
     fields = s.as_dict()
     assert fields.pop("acceleration") == "eager"
     assert fields.pop("loras") == ""  # added later still: also left out of the key while empty
+    assert fields.pop("method") == ""  # added with `idrift score`: the same rule
     # The formula of RunSpec.key before `acceleration` was added: every other field, sorted, compact JSON.
     old = hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
     assert s.key == old
@@ -64,16 +66,23 @@ def test_lossless_and_lossy_labels_change_the_key():
         spec(acceleration="fast")
 
 
-def test_acceleration_label_of_pipeline_dicts():
-    assert acceleration_label(None) == "eager"
-    assert acceleration_label({"mode": "eager", "lossy": False, "label": "eager", "techniques": []}) == "eager"
-    assert acceleration_label({"mode": "memory", "lossy": False, "label": "lossless"}) == "lossless"
-    lossy = {"mode": "lossy", "lossy": True, "label": "lossy", "fp8": {"layers": 3},
-             "techniques": ["fp8_e4m3_rowwise", "fp8_e4m3_rowwise_block_linears", "first_block_cache(threshold=0.12)"],
-             "step_cache": {"threshold": 0.12}}
-    assert acceleration_label(lossy) == "lossy:fp8+fbc0.12+8bit"
-    unknown = acceleration_label({"mode": "lossless", "lossy": True, "techniques": ["something_new"]})
-    assert unknown.startswith("lossy:other-")
+def test_acceleration_plan_labels():
+    """One canonical label per plan, read back by its grammar (no free-form dicts any more)."""
+    assert AccelerationPlan().label == "eager"
+    assert AccelerationPlan("lossless").label == "lossless" and not AccelerationPlan("lossless").lossy
+    assert AccelerationPlan(memory="offload").label == "offload"
+    assert AccelerationPlan("stock-compile").label == "stock-compile"
+    lossy = AccelerationPlan("fp8", step_cache=0.12, memory="offload-8bit")
+    assert lossy.label == "lossy:fp8+fbc0.12+8bit" and lossy.lossy and not lossy.reversible
+    assert [t.name for t in lossy.techniques] == ["fp8", "memory_offload_8bit", "step_cache"]
+    assert AccelerationPlan("lossless", step_cache=0.12).label == "lossy:lossless+fbc0.12"  # not eager + fbc
+    for plan in (AccelerationPlan(), lossy, AccelerationPlan("lossless", memory="offload"), AccelerationPlan(step_cache=0.08)):
+        assert AccelerationPlan.from_label(plan.label) == plan
+    for bad in ("fast", "lossless+lossless", "fp8", "lossy:lossless", "lossy:fbc", "fbc0.12", "lossy:fbc0.12+fp8"):
+        with pytest.raises(ValueError, match="acceleration label"):
+            AccelerationPlan.from_label(bad)
+    assert AccelerationPlan("fp8").cpu_reason().startswith("lossy:fp8: needs a CUDA GPU")
+    assert AccelerationPlan("lossless").cpu_reason() is None
 
 
 # -------------------------------------------------------------------------------------- sessions
@@ -106,9 +115,9 @@ def test_step_cache_session_labels_specs_and_provenance_lossy(tmp_path, manifest
 
 def test_lossless_and_memory_offload_build_on_cpu(tmp_path, manifest):
     s = session(tmp_path, manifest, accelerate="lossless", memory="offload")
-    assert s.options.acceleration_label == "lossless" and not s.options.lossy
+    assert s.options.plan.label == "lossless+offload" and not s.options.lossy
     acceleration = s.provenance["acceleration"]
-    assert acceleration["spec_label"] == "lossless" and acceleration["lossy"] is False
+    assert acceleration["spec_label"] == "lossless+offload" and acceleration["lossy"] is False
     assert "compile" in acceleration["skipped"]  # compile="auto" skips compiling on a CPU, and says so
     assert "text_encoder_offload_leaf" in s.provenance["memory"]["techniques"]
     assert s.provenance["memory"]["lossy"] is False
@@ -117,7 +126,7 @@ def test_lossless_and_memory_offload_build_on_cpu(tmp_path, manifest):
 def test_eager_provenance_builds_no_pipeline(tmp_path, manifest):
     s = session(tmp_path, manifest)
     assert s.provenance["acceleration"]["spec_label"] == "eager"
-    assert "pipeline" not in s.__dict__
+    assert not s.has_pipeline()
 
 
 # -------------------------------------------------------------------------------------- baselines

@@ -306,11 +306,11 @@ def test_cli_run_real_lists_every_missing_weight(capsys, tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     args = ["--flux-dev", empty, "--flux-schnell", empty, "--infiniteyou", empty, "--antelopev2", empty,
-            "--arcface-ir-se50", empty, "--vgg16", empty]
+            "--arcface-ir-se50", empty, "--vgg16", empty, "--clip", empty]
     code, err = idrift(capsys, "run", "--profile", "real", "--claims", "figure5_guidance", "--out", tmp_path / "run",
                        *args)
     assert code == 2 and "Traceback" not in err
-    assert err.startswith("idrift run: error: 6 problems"), err  # every weight, not only the first
+    assert err.startswith("idrift run: error: 7 problems"), err  # every weight, not only the first
 
 
 def test_cli_run_unreadable_results_json_same_advice_as_compare(capsys, tmp_path):
@@ -515,7 +515,7 @@ def test_disk_full_is_one_line_and_loses_nothing(tmp_path):
 
 
 def test_image_write_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
-    import idrift.store as store_module
+    import idrift.store.results as store_results
 
     path = _make_store(tmp_path / "s")
     before = _snapshot(path)
@@ -523,7 +523,7 @@ def test_image_write_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store_module, "_atomic_write", full)
+    monkeypatch.setattr(store_results, "atomic_write", full)
     with ResultsStore(path) as store, pytest.raises(StoreError, match="disk is full"):
         store.put_generation(_spec(5), _image(5), {"total": 0.1}, {"profile": "tiny"})
     assert _snapshot(path) == before

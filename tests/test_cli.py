@@ -116,9 +116,13 @@ def test_run_writes_results_with_provenance(run_dir, first_run):
         ("samples_varying_with_guidance", "PASS"), ("id_sim_range", "NOT JUDGEABLE")]
     assert guidance["verdict"] == "NOT JUDGEABLE" and guidance["verdict_parts"] == "structural PASS; identity NOT JUDGEABLE"
     assert len(guidance["samples"]["id_sim[schnell-4-g0]"]) == N_PROMPTS
-    # Latency: timed by `measure` (2 rounds after a warm-up on the CPU), figures as the pytest path derives them.
+    # Latency: timed by the one timer (the CPU's default rounds after a warm-up), figures as the pytest path
+    # derives them.
+    from idrift.metrics.latency import DEFAULT_ROUNDS
+
     latency = doc["latency"]
-    assert set(latency) == {"dev-28", "schnell-4", "dev-4"} and all(len(t["seconds"]) == 2 for t in latency.values())
+    rounds = DEFAULT_ROUNDS["cpu"][1]
+    assert set(latency) == {"dev-28", "schnell-4", "dev-4"} and all(len(t["seconds"]) == rounds for t in latency.values())
     figures = doc["claims"]["latency"]["figures"]
     assert figures["latency_s[dev-28]"] == pytest.approx(np.median(latency["dev-28"]["seconds"]))
     assert figures["speedup"] == pytest.approx(figures["latency_s[dev-28]"] / figures["latency_s[schnell-4]"])
@@ -205,13 +209,13 @@ def test_report_writes_tables_and_figures(workdir, run_dir):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = (out / "report.md").read_text()
     # Table 1: the paper's numbers beside the run's.
-    assert "| FLUX.1-dev, 28 steps (n=3) | 0.5872 | 0 | 0.7253 |" in text
+    assert "| FLUX.1-dev, 28 steps (n=3) | 0.5872 | 0 [0, 0] | 0.7253 |" in text  # the run's value with its interval
     assert "speed-up 5.9x" in text
     assert "no generated image has a face" in text
     # What the run lacks is listed, with the command that adds it, never dropped.
     missing = text.split("## Missing", 1)[1]
-    for name in ("figure5_drift.png", "figure4_alpha.png", "figures6_7_drift_by_tier.png",
-                 "figures6_7_heatmap.png", "Table 2"):
+    for name in ("figure5_drift.png", "figure4_alpha.png", "figure6_tiers.png", "figures6_7_drift_by_tier.png",
+                 "figures6_7_heatmap.png", "text_identity_competition.png", "Table 2"):
         assert f"**{name}**" in missing
         assert not (out / name).exists()
     assert "--claims figure5_drift" in missing
@@ -266,6 +270,51 @@ def test_compare_identical_run_passes(workdir, run_dir, blessed):
     # ID_sim 0 of faceless images on both sides cannot move on this profile: not informative, not a pass.
     faceless = next(line for line in lines if line.startswith("table1_backbone_swap") and " id_sim_delta " in line)
     assert faceless.endswith("not informative") and "not informative" in lines[-1]
+
+
+def test_latency_is_read_from_the_store(workdir, run_dir):
+    """The timed rounds live with the arms' samples (the metric `latency`): re-evaluating the run from its
+    store gives the latency figures without results.json's copy of the timings."""
+    from idrift.commands.run import load_run
+    from idrift.store import ResultsStore
+
+    doc = results(run_dir)
+    with ResultsStore(run_dir / "store", readonly=True) as store:
+        stored = [store.get(key).metrics["latency"]["values"]["seconds"] for key in doc["claims"]["latency"]["spec_keys"]]
+    assert sorted(map(sorted, stored)) == sorted(sorted(t["seconds"]) for t in doc["latency"].values())
+    copy = workdir / "run-no-latency-copy"
+    if not copy.exists():
+        import shutil
+
+        shutil.copytree(run_dir, copy)
+    edited = results(copy)
+    edited["latency"] = {}
+    (copy / "results.json").write_text(json.dumps(edited))
+    figures = load_run(copy).results()["latency"].figures
+    assert figures == pytest.approx(doc["claims"]["latency"]["figures"])
+
+
+def test_compare_writes_github_action_benchmark_lists(workdir, run_dir, blessed):
+    path, _ = blessed
+    lists = {}
+    for direction in ("bigger", "smaller"):
+        proc = idrift("compare", run_dir, "--baseline", path, "--format", "github-action-benchmark",
+                      "--direction", direction, cwd=workdir)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        lists[direction] = {entry["name"]: entry for entry in json.loads(proc.stdout)}
+        for entry in lists[direction].values():  # the fields github-action-benchmark's custom tools read
+            assert set(entry) <= {"name", "unit", "value", "range", "extra"} and isinstance(entry["value"], float)
+            assert entry["extra"].startswith("verdict: ")
+    smaller, bigger = lists["smaller"], lists["bigger"]
+    assert smaller["latency / latency_s[dev-28]"]["unit"] == "s"
+    assert smaller["latency / latency_s[dev-28]"]["range"].startswith("95% interval [")
+    assert bigger["latency / speedup"]["unit"] == "x"
+    assert "table1_backbone_swap / id_sim[schnell-4]" in bigger and "table1_backbone_swap / lpips_delta" in smaller
+    assert not smaller.keys() & bigger.keys()
+    assert not any("samples_varying_with_guidance" in name for name in {**smaller, **bigger})  # "equal": neither
+    proc = idrift("compare", run_dir, "--baseline", path, "--format", "github-action-benchmark", cwd=workdir)
+    assert proc.returncode == 2 and "needs --direction bigger or smaller" in proc.stderr
+    no_traceback(proc)
 
 
 def _planted(blessed, workdir, name: str, change) -> Path:

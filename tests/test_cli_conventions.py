@@ -97,7 +97,7 @@ def test_help_is_whole_and_names_the_variables():
         assert f"[env {name}]" in re.sub(r"\s+", " ", run_help), name
 
 
-@pytest.mark.parametrize("command", ["run", "compare", "report", "bless", "bless-speed", "weights", "data",
+@pytest.mark.parametrize("command", ["run", "compare", "report", "bless", "weights", "data",
                                      "identity", "merge"])
 def test_every_command_description_is_a_whole_sentence(command):
     parser = build_parser()
@@ -114,3 +114,14 @@ def test_repeated_notes_print_once_with_a_count():
     notes = row_notes(rows)
     assert notes == ["c0 / id_sim, c1 / id_sim, c2 / id_sim, c3 / id_sim, ...: INCONCLUSIVE: only 3 pairs (x68)",
                      "c / lpips: PASS: another GPU"]
+
+
+def test_latency_rounds_from_the_environment():
+    args, error = parse(["run", "--out", "x"], {"IDRIFT_ROUNDS": "4", "IDRIFT_WARMUP_ROUNDS": "0"})
+    assert error is None and (args.rounds, args.warmup_rounds) == (4, 0)
+    args, _ = parse(["run", "--out", "x", "--rounds", "2"], {"IDRIFT_ROUNDS": "4"})
+    assert args.rounds == 2  # the command line wins
+    _, error = parse(["run", "--out", "x"], {"IDRIFT_WARMUP_ROUNDS": "-1"})
+    assert "IDRIFT_WARMUP_ROUNDS='-1'" in error and "whole number >= 0" in error
+    _, error = parse(["run", "--out", "x"], {"IDRIFT_ROUNDS": "0"})
+    assert "IDRIFT_ROUNDS='0'" in error and "whole number >= 1" in error

@@ -1,4 +1,4 @@
-"""idrift.pipeline.cuda_graphs: how graphs are keyed and when they are refused run here (CPU); capturing
+"""idrift.accel.cuda_graphs: how graphs are keyed and when they are refused run here (CPU); capturing
 and replaying need a GPU: those tests run on a CUDA machine (the device tool) and skip elsewhere."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import pytest
 import torch
 from tiny_runs import tiny_reference, tiny_spec
 
+from idrift.accel.cuda_graphs import CallGraphs, GraphCaptureError, signature
+from idrift.accel.fast import AccelerationError, accelerate, restore
+from idrift.accel.memory import MemoryModeError, fit_memory
 from idrift.models.tiny import build_tiny_bundle
-from idrift.pipeline.cuda_graphs import CallGraphs, GraphCaptureError, signature
-from idrift.pipeline.fast import AccelerationError, accelerate, restore
 from idrift.pipeline.infinite_you import InfiniteYouPipeline
-from idrift.pipeline.memory import MemoryModeError, fit_memory
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
 
@@ -42,7 +42,7 @@ def test_graphs_are_refused_where_they_cannot_run():
 
 def test_memory_mode_refuses_a_pipeline_with_graphs():
     pipe = InfiniteYouPipeline(build_tiny_bundle())
-    pipe.call_graphs = object()  # a stand-in: real CallGraphs need CUDA; fit_memory only asks whether there are any
+    pipe.hooks.call_graphs = object()  # a stand-in: real CallGraphs need CUDA; fit_memory only asks whether there are any
     with pytest.raises(MemoryModeError, match="cuda_graphs=False"):
         fit_memory(pipe)
     assert getattr(pipe, "_memory_applied", None) is None
@@ -69,7 +69,7 @@ def test_replayed_calls_give_the_same_image_bitwise():
                cuda_graphs=True)
     graphed = images()  # captures
     again = images()  # replays
-    stats = pipe.call_graphs.stats()
+    stats = pipe.hooks.call_graphs.stats()
     # one graph per call and shape: InfuseNet sees the same shapes for both backbones, each backbone has its own
     assert stats["graphs"] == 8 and stats["eager_calls"] == []
     per_image = {"clip": 1, "t5": 1, "identity_tokens": 1, "vae_encode": 1, "vae_decode": 1}
@@ -84,7 +84,7 @@ def test_replayed_calls_give_the_same_image_bitwise():
     pipe._prompt_cache.clear()
     assert torch.equal(pipe.encode_prompt(specs[0].prompt).prompt_embeds, cached)
     restore(pipe)
-    assert pipe.call_graphs is None
+    assert pipe.hooks.call_graphs is None
 
 
 @needs_cuda

@@ -1,4 +1,4 @@
-"""idrift.pipeline.epilogues on the tiny CPU profile: the ops compute their definitions, the installed MLPs
+"""idrift.accel.epilogues on the tiny CPU profile: the ops compute their definitions, the installed MLPs
 and single-block forwards compute what diffusers' code computes (float32), models with fp8 layers (either
 order) give what they give without the epilogues, compiled blocks of one class still share one graph, and
 uninstalling puts everything back. The GPU paths (cuBLASLt's GELU epilogue, the Triton quantisation kernel)
@@ -20,17 +20,17 @@ from hypothesis import strategies as st
 from tiny_runs import compiled_graph_count, pixels, tiny_spec
 from torch import nn
 
-from idrift.models.tiny import build_tiny_bundle
-from idrift.pipeline.epilogues import (
+from idrift.accel.epilogues import (
     EpilogueGELU,
     MlpEpilogues,
     gelu_cat_quantize,
     linear_gelu_tanh,
     linear_of_concat,
 )
-from idrift.pipeline.fast import accelerate, restore
-from idrift.pipeline.fp8 import quantize_fp8
-from idrift.pipeline.memory import convert_to_8bit
+from idrift.accel.fast import accelerate, restore
+from idrift.accel.fp8 import quantize_fp8
+from idrift.accel.memory import convert_to_8bit
+from idrift.models.tiny import build_tiny_bundle
 
 
 @settings(max_examples=25, deadline=None)

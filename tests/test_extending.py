@@ -65,7 +65,9 @@ def test_a_new_claim_takes_exactly_the_documented_files(tmp_path):
     marker = "\nCLAIMS_BY_ID = "
     claims.write_text(text.replace(marker, CLAIM + marker, 1))
     schema = root / "idrift" / "baselines" / "schema.py"
-    schema.write_text(schema.read_text().replace('    "latency",\n)', '    "latency",\n    "throwaway_schnell1",\n)', 1))
+    ids = "CLAIM_IDS: tuple[str, ...] = (\n"
+    assert ids in schema.read_text()
+    schema.write_text(schema.read_text().replace(ids, ids + '    "throwaway_schnell1",\n', 1))
     (root / "benchmarks" / "test_throwaway.py").write_text(FAMILY)
 
     changed = sorted(str(p.relative_to(root)) for p in root.rglob("*")

@@ -1,4 +1,4 @@
-"""idrift.pipeline.fast on the tiny CPU profile: what can run here runs, and matches the eager pipeline;
+"""idrift.accel.fast on the tiny CPU profile: what can run here runs, and matches the eager pipeline;
 what needs a GPU (fp8, cuDNN attention, inductor by default) is skipped cleanly or refused with a clear error."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import torch
 from tiny_runs import pixels, tiny_spec
 from torch import nn
 
+from idrift.accel.fast import AccelerationError, accelerate, provenance, require_lossless, restore, warm_up
+from idrift.accel.fp8 import Fp8Linear, quantize_fp8
 from idrift.config import RunSpec
-from idrift.pipeline.fast import AccelerationError, accelerate, provenance, require_lossless, restore, warm_up
-from idrift.pipeline.fp8 import Fp8Linear, quantize_fp8
 
 
 def spec(**changes) -> RunSpec:
@@ -26,7 +26,7 @@ def test_lossless_on_cpu_skips_compile_and_keeps_the_image(pipe, reference):
     assert "cudnn_sdpa" in report["skipped"]
     assert report["techniques"] == ["step_modulation", "mlp_epilogues", "vae_channels_last"]
     assert report["skipped"]["cuda_graphs"] == "no CUDA graphs on cpu"
-    assert getattr(pipe, "call_graphs", None) is None
+    assert pipe.hooks.call_graphs is None
     after = pixels(pipe(spec(), reference))
     assert np.abs(after - before).max() <= 1  # channels_last convolutions: reassociation only
     assert restore(pipe)["mode"] == "eager"

@@ -1,4 +1,4 @@
-"""idrift.pipeline.memory on the tiny CPU profile (real diffusers and transformers modules, no mocks).
+"""idrift.accel.memory on the tiny CPU profile (real diffusers and transformers modules, no mocks).
 
 On a CPU the offload device is the resident device, so these tests check the bookkeeping (which backbone
 is resident, where each one's tensors are, the hooks, the report), that the images do not change in the
@@ -12,13 +12,9 @@ import pytest
 import torch
 from tiny_runs import tiny_spec
 
-from idrift.config import RunSpec
-from idrift.models.bundle import module_bytes
-from idrift.models.tiny import build_tiny_bundle
-from idrift.pipeline.fast import AccelerationError, accelerate, provenance, require_lossless
-from idrift.pipeline.fp8 import Fp8Linear
-from idrift.pipeline.infinite_you import InfiniteYouPipeline
-from idrift.pipeline.memory import (
+from idrift.accel.fast import AccelerationError, accelerate, provenance, require_lossless
+from idrift.accel.fp8 import Fp8Linear
+from idrift.accel.memory import (
     Fp8WeightOnlyLinear,
     MemoryModeError,
     fit_memory,
@@ -26,6 +22,10 @@ from idrift.pipeline.memory import (
     parse_bytes,
     restore_memory,
 )
+from idrift.config import RunSpec
+from idrift.models.bundle import module_bytes
+from idrift.models.tiny import build_tiny_bundle
+from idrift.pipeline.infinite_you import InfiniteYouPipeline
 
 CPU = torch.device("cpu")
 

@@ -1,4 +1,4 @@
-"""idrift.pipeline.modulation on the tiny CPU profile: the table holds what each step's forward computes,
+"""idrift.accel.modulation on the tiny CPU profile: the table holds what each step's forward computes,
 the pipeline reads it inside its steps only, and the models are unchanged outside them or once uninstalled."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import torch._dynamo
 from tiny_runs import compiled_graph_count, pixels, tiny_spec
 from torch import nn
 
-from idrift.pipeline.fast import accelerate, restore
-from idrift.pipeline.modulation import ModulationRows, StepModulation
+from idrift.accel.fast import accelerate, restore
+from idrift.accel.modulation import ModulationRows, StepModulation
 
 TIMESTEPS = torch.tensor([1000.0, 750.0, 500.0, 250.0])  # as a scheduler gives them
 
@@ -44,7 +44,7 @@ def test_table_rows_are_what_each_steps_forward_computes(pipe, which):
     modulation = StepModulation()
     layers = modulation.install(model)
     assert layers == sum(1 for m in model.modules() if isinstance(m, ModulationRows)) > 0
-    pipe.step_modulation = modulation
+    pipe.hooks.step_modulation = modulation
     batch = 2
     pooled = torch.randn(batch, model.config.pooled_projection_dim, generator=torch.Generator().manual_seed(0))
     guidance = None
@@ -103,7 +103,7 @@ def test_pipeline_reads_the_rows_in_its_steps_and_makes_the_same_image(pipe, ref
     assert lent == [True] * 3  # every step read its row
     assert np.abs(with_rows - without).max() <= 1  # float32 reassociation only (other product shapes)
     restore(pipe)
-    assert pipe.step_modulation is None
+    assert pipe.hooks.step_modulation is None
     assert not any(isinstance(m, ModulationRows) for m in pipe.bundle.backbone(backbone).modules())
     assert np.array_equal(pixels(pipe(spec, reference)), eager)
 

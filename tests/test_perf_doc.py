@@ -32,7 +32,7 @@ def test_every_fast_path_figure_is_in_the_doc():
     kinds = {re.match(r"[a-z_]+", name).group() for name in fast}
     for kind in kinds:
         assert f"`{kind}`" in doc, kind
-    lossless = fast["latency_s[lossless/schnell-4]"].aggregate
+    lossless = fast["latency_s[schnell-4@lossless]"].aggregate
     row = next(line for line in doc.splitlines() if line.startswith("| schnell-4 |"))  # the first table: seconds
     assert f"{lossless:.3f}" in row
     assert perf_doc.COMMAND in doc
@@ -42,7 +42,7 @@ def test_check_fails_on_a_changed_baseline_and_rewrite_fixes_it(tmp_path):
     doc = tmp_path / "performance.md"
     doc.write_text(DOC.read_text())
     changed = json.loads(BASELINE.read_text())
-    changed["claims"]["fast_paths"]["metrics"]["latency_s[lossless/schnell-4]"]["aggregate"] = 9.876
+    changed["claims"]["fast_paths"]["metrics"]["latency_s[schnell-4@lossless]"]["aggregate"] = 9.876
     baseline = tmp_path / "changed.json"
     baseline.write_text(json.dumps(changed))
     args = ["--baseline", str(baseline), "--doc", str(doc)]

@@ -365,14 +365,19 @@ def _stand_ins(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_weights_check_command_on_the_saved_layout(layout, tmp_path):
+    from idrift.models.clip import save_tiny_clip
+
     antelopev2, vgg16 = _stand_ins(tmp_path)
+    clip = save_tiny_clip(tmp_path / "clip")  # CLIP-T's model, in the layout of openai/clip-vit-large-patch14
     result = _run_check("--flux-dev", layout.flux_dev, "--flux-schnell", layout.flux_schnell,
                         "--infiniteyou", layout.infiniteyou, "--antelopev2", str(antelopev2.parents[1]),
-                        "--arcface-ir-se50", layout.arcface_ir_se50, "--vgg16", str(vgg16), tmp_path=tmp_path)
+                        "--arcface-ir-se50", layout.arcface_ir_se50, "--vgg16", str(vgg16), "--clip", str(clip),
+                        tmp_path=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:7]}
-    assert set(rows) == {"flux_dev", "flux_schnell", "infiniteyou", "antelopev2", "arcface_ir_se50", "vgg16"}
-    fingerprints = {s.component: s.fingerprint for s in check_weights(_with(layout, antelopev2=antelopev2, vgg16=vgg16))}
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:8]}
+    assert set(rows) == {"flux_dev", "flux_schnell", "infiniteyou", "antelopev2", "arcface_ir_se50", "vgg16", "clip"}
+    fingerprints = {s.component: s.fingerprint
+                    for s in check_weights(_with(layout, antelopev2=antelopev2, vgg16=vgg16, clip=clip))}
     for component, row in rows.items():
         assert row[1] == "found" and row[2] == fingerprints[component], row
     assert "all real-profile weights found" in result.stdout
@@ -387,10 +392,11 @@ def test_weights_check_command_on_an_empty_folder(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     result = _run_check("--flux-dev", str(empty), "--flux-schnell", str(empty), "--infiniteyou", str(empty),
-                        "--antelopev2", str(empty), "--arcface-ir-se50", str(empty), "--vgg16", str(empty), tmp_path=tmp_path)
+                        "--antelopev2", str(empty), "--arcface-ir-se50", str(empty), "--vgg16", str(empty),
+                        "--clip", str(empty), tmp_path=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     problems = result.stdout.split("problems:")[1].strip().splitlines()
-    assert len(problems) == 6
+    assert len(problems) == 7
     for opt in (o for o in WEIGHT_OPTIONS if o.field != "infu_variant"):
         line = next(line for line in problems if line.strip().startswith(opt.field))
         assert opt.cli_option in line and opt.env in line and str(empty) in line, line

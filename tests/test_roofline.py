@@ -1,4 +1,4 @@
-"""idrift.pipeline.roofline: FLOPs counted on meta copies agree with the layer shapes; rates and floors."""
+"""idrift.accel.roofline: FLOPs counted on meta copies agree with the layer shapes; rates and floors."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 import torch
 from diffusers import FluxControlNetModel, FluxTransformer2DModel
 
+from idrift.accel.roofline import bundle_step_flops, measure_rates, step_floor_s, step_flops
 from idrift.models.synthetic import FLUX_CONFIG, INFUSENET_CONFIG
 from idrift.models.tiny import build_tiny_bundle
-from idrift.pipeline.roofline import bundle_step_flops, measure_rates, step_floor_s, step_flops
 
 
 def layer_shape_flops(config: dict, image_tokens: int, text_tokens: int) -> tuple[float, float]:

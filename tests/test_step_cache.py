@@ -1,4 +1,4 @@
-"""idrift.pipeline.step_cache (First-Block-Cache) on the tiny CPU profile, real diffusers models.
+"""idrift.accel.step_cache (First-Block-Cache) on the tiny CPU profile, real diffusers models.
 
 The expected outputs of skipped steps come from diffusers' own FluxTransformer2DModel.forward, read at
 the head block and at norm_out's input through forward hooks, not from the cache's code."""
@@ -14,10 +14,10 @@ import torch
 from diffusers.hooks import FirstBlockCacheConfig
 from tiny_runs import pixels, tiny_spec
 
+from idrift.accel.fast import AccelerationError, accelerate, provenance, require_lossless, restore
+from idrift.accel.step_cache import FirstBlockCache, disable_step_cache, enable_step_cache
 from idrift.config import RunSpec
-from idrift.pipeline.fast import AccelerationError, accelerate, provenance, require_lossless, restore
 from idrift.pipeline.infinite_you import latent_image_ids
-from idrift.pipeline.step_cache import FirstBlockCache, disable_step_cache, enable_step_cache
 
 spec = tiny_spec
 
@@ -224,7 +224,7 @@ def test_compiled_blocks_run_under_the_cache(pipe, reference):
 def test_enabling_marks_the_pipeline_lossy_and_disabling_restores(pipe):
     assert getattr(pipe, "acceleration", None) is None
     cache = enable_step_cache(pipe, 0.12, max_consecutive_skips=3)
-    assert pipe.step_cache is cache
+    assert pipe.hooks.step_cache is cache
     report = pipe.acceleration
     assert report["lossy"] is True and report["label"] == "lossy" and report["mode"] == "eager"
     assert report["techniques"] == ["first_block_cache(threshold=0.12)"]
@@ -238,7 +238,7 @@ def test_enabling_marks_the_pipeline_lossy_and_disabling_restores(pipe):
     with pytest.raises(AccelerationError, match="already has a step cache"):
         enable_step_cache(pipe, 0.2)
     assert disable_step_cache(pipe) is None
-    assert pipe.step_cache is None and pipe.acceleration is None
+    assert pipe.hooks.step_cache is None and pipe.acceleration is None
     assert provenance(pipe)["label"] == "eager"
     require_lossless(pipe)  # no error
     assert disable_step_cache(pipe) is None  # a second disable changes nothing
@@ -274,7 +274,7 @@ def test_bad_settings_raise_value_error_naming_the_argument(pipe, kwargs, argume
         FirstBlockCache(**kwargs)
     with pytest.raises(ValueError, match=argument):
         enable_step_cache(pipe, **kwargs)
-    assert pipe.step_cache is None and getattr(pipe, "acceleration", None) is None  # nothing half-applied
+    assert pipe.hooks.step_cache is None and getattr(pipe, "acceleration", None) is None  # nothing half-applied
 
 
 def test_a_backbone_that_is_not_flux_is_refused(pipe, reference):

@@ -40,8 +40,8 @@ def compiled_graph_count(reference, **accelerate_options) -> int:
     place, one per block class and input shape unless something specialises every block."""
     import torch._dynamo
 
+    from idrift.accel.fast import accelerate
     from idrift.models.tiny import build_tiny_bundle
-    from idrift.pipeline.fast import accelerate
 
     pipe = InfiniteYouPipeline(build_tiny_bundle())
     torch._dynamo.reset()

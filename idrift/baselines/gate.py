@@ -503,7 +503,7 @@ def provenance_mismatches(baseline_prov: Mapping, run_prov: Mapping) -> list[str
 
 
 def _acceleration(prov: Mapping) -> str:
-    """The acceleration label a provenance records (idrift.config.acceleration_label). Not recorded means
+    """The acceleration label a provenance records (idrift.accel.plan.AccelerationPlan.label). Not recorded means
     eager: every baseline and run made before acceleration was recorded (and the paper's) used no speed-up."""
     acceleration = prov.get("acceleration") or {}
     return acceleration.get("spec_label") or acceleration.get("label") or "eager"

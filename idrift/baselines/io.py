@@ -73,7 +73,7 @@ class ClaimBaseline:
     protocol: str  # which subset / protocol the numbers come from
     metrics: dict[str, MetricBaseline]
     # The run that measured this entry, when it is not the file's (an entry updated on its own, such as
-    # the fast paths' figures: idrift.baselines.speed). None: the file's provenance.
+    # an entry blessed apart from the others). None: the file's provenance.
     provenance: dict | None = None
 
     def to_dict(self) -> dict:

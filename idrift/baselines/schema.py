@@ -30,11 +30,14 @@ CLAIM_IDS: tuple[str, ...] = (
     "figure5_guidance",
     "figure4_alpha",
     "figures6_7_prompt_complexity",
+    "text_identity_competition",  # beyond the paper
     "latency",
+    "fast_paths",
 )
-# Entries that are not paper claims but sit beside them: the fast paths' figures (idrift.baselines.speed).
-FAST_PATHS_ID = "fast_paths"
-ENTRY_IDS: tuple[str, ...] = (*CLAIM_IDS, FAST_PATHS_ID)
+FAST_PATHS_ID = "fast_paths"  # the acceleration targets: a claim like the others (idrift.claims)
+# A scored folder's claims (`idrift score`, idrift.scoring.claims): other methods' images, blessed like a run's.
+SCORED_IDS = ("score_methods", "score_drift")
+ENTRY_IDS: tuple[str, ...] = (*CLAIM_IDS, *SCORED_IDS)
 
 DIRECTIONS: tuple[str, ...] = ("higher_is_better", "lower_is_better", "equal")
 TOLERANCE_KINDS: tuple[str, ...] = ("absolute", "relative")
@@ -93,7 +96,7 @@ _CLAIM = {
     "additionalProperties": False,
     "properties": {
         "protocol": {"type": "string", "minLength": 1},
-        # Optional: the run that measured this entry when it is not the file's (idrift.baselines.speed).
+        # Optional: the run that measured this entry when it is not the file's.
         "provenance": _PROVENANCE,
         "metrics": {
             "type": "object",

@@ -33,6 +33,15 @@ RULES: tuple[tuple[str, tuple[str, ...] | None, Rule | None], ...] = (
     # CPU timings of tiny models vary with the machine and its load: no regression signal, not recorded.
     ("latency_s", ("tiny",), None),
     ("speedup", ("tiny",), None),
+    ("compile_s", ("tiny",), None),
+    ("gpu_peak_gb", ("tiny",), None),
+    ("compile_s", None, Rule(direction_of("compile_s"), 0.30, "relative", "s", True,
+                             "first call minus steady state; same GPU model only")),
+    ("gpu_peak_gb", None, Rule(direction_of("gpu_peak_gb"), 0.05, "relative", "GB", True,
+                               "peak allocated; same GPU model only")),
+    # Kernels differ between GPU models, so how far a fast path moves the pixels does too.
+    ("reference_diff", None, Rule(direction_of("reference_diff"), 0.5, "absolute", "8-bit level", True,
+                                  "against the eager image of the same spec, same run")),
     ("latency_s", None, Rule(direction_of("latency_s"), 0.10, "relative", "s", True, "seconds per image; same GPU model only")),
     ("speedup", None, Rule(direction_of("speedup"), 0.15, "relative", "x", False, "ratio measured in one run: portable")),
     ("samples_varying_with_guidance", None, Rule("equal", 0.0, unit="samples", note="structural: exact")),

@@ -3,6 +3,7 @@
     idrift compare runs/ci --baseline tiny-cpu                      # a table for the terminal
     idrift compare runs/ci --baseline tiny-cpu --format markdown >> "$GITHUB_STEP_SUMMARY"
     idrift compare runs/ci --baseline baselines/h100.json --format json
+    idrift compare runs/gpu --baseline h100-synthetic --format github-action-benchmark --direction smaller > smaller.json
 
 The run's claims are re-evaluated from its store, then every figure the baseline holds is gated
 exactly as `pytest benchmarks` gates it (BenchmarkSession.gate: paired bootstrap where both sides
@@ -19,6 +20,13 @@ that cannot move on the profile (ID_sim 0 of faceless images on both sides) are 
 and not counted as passes. Every row gives the run's value with its own interval and n and whether
 the baseline's number lies inside that interval (the paper, number by number).
 
+`--format github-action-benchmark` writes the JSON list that benchmark-action/github-action-benchmark's
+custom tools read: one {name, unit, value, range, extra} per figure of the run whose declared direction
+(idrift.verdicts.METRICS) is `--direction`'s: `bigger` (ID_sim, speed-up: the tool customBiggerIsBetter)
+or `smaller` (latency, LPIPS: customSmallerIsBetter). A workflow writes both, one command each; figures
+whose direction is "equal" (bitwise checks, counts) are in neither. `range` is the figure's own 95 %
+interval, `extra` its n, the gate's word and the baseline's value.
+
 Exit status: 1 on a FAIL (a regression or a refuted claim); INCONCLUSIVE is 0 unless --strict;
 2 on a usage error.
 """
@@ -27,7 +35,10 @@ from __future__ import annotations
 
 import json
 
-FORMATS = ("text", "markdown", "json")
+FORMATS = ("text", "markdown", "json", "github-action-benchmark")
+# --direction -> the idrift.verdicts direction whose figures go into that list, and the action's tool.
+DIRECTIONS = {"bigger": ("higher_is_better", "customBiggerIsBetter"),
+              "smaller": ("lower_is_better", "customSmallerIsBetter")}
 COLUMNS = ("claim", "metric", "baseline", "candidate", "candidate CI", "n", "inside", "difference", "interval",
            "tolerance", "verdict")
 
@@ -40,7 +51,11 @@ def register(subparsers) -> None:
     parser.add_argument("--baseline", required=True, metavar="NAME_OR_PATH",
                         help="baseline name in baselines/ (tiny-cpu, paper, ...) or a path to a .json file")
     parser.add_argument("--format", choices=FORMATS, default="text",
-                        help="text (terminal), markdown (CI job summary) or json (machines). Default text")
+                        help="text (terminal), markdown (CI job summary), json (machines) or github-action-benchmark "
+                             "(the list github-action-benchmark's custom tools read; needs --direction). Default text")
+    parser.add_argument("--direction", choices=tuple(DIRECTIONS), default=None,
+                        help="with --format github-action-benchmark: the figures where bigger is better (ID_sim, "
+                             "speed-up; tool customBiggerIsBetter) or smaller (latency, LPIPS; customSmallerIsBetter)")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 on INCONCLUSIVE too (the interval straddles the bound: more samples needed)")
     parser.set_defaults(func=run)
@@ -225,13 +240,49 @@ def verdict_line(rows: list[dict], claim_lines: list[str] = (), strict: bool = F
     return f"{word}: {parts or 'nothing compared'}"
 
 
+UNITS = (("latency_s", "s"), ("speedup", "x"), ("compile_s", "s"), ("blocks_compile_s", "s"),
+         ("gpu_peak_gb", "GB"), ("lpips", "LPIPS"), ("detection_rate", "fraction"), ("id_sim", "cosine"))
+
+
+def unit_of(metric: str) -> str:
+    return next((unit for prefix, unit in UNITS if metric.startswith(prefix)), "")
+
+
+def github_action_benchmark(rows: list[dict], direction: str) -> list[dict]:
+    """The figures of `rows` whose declared direction is `direction`'s (DIRECTIONS), as
+    github-action-benchmark's custom tools read them: name, unit, value, range (the run's interval)
+    and extra (n, the gate's word, the baseline's value)."""
+    from idrift.verdicts import direction_of
+
+    wanted = DIRECTIONS[direction][0]
+    out = []
+    for row in rows:
+        if row["candidate"] is None or direction_of(row["metric"]) != wanted:
+            continue
+        entry = {"name": f"{row['claim']} / {row['metric']}", "unit": unit_of(row["metric"]),
+                 "value": float(row["candidate"])}
+        if row.get("candidate_ci_low") is not None:
+            entry["range"] = f"95% interval [{_num(row['candidate_ci_low'])}, {_num(row['candidate_ci_high'])}]"
+        extra = [f"verdict: {row['status']}", f"n: {row.get('candidate_n') if row.get('candidate_n') is not None else '-'}"]
+        if row["baseline"] is not None:
+            extra.append(f"baseline: {_num(row['baseline'])}")
+        entry["extra"] = "\n".join(extra)
+        out.append(entry)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------- run
 
 
 def run(args) -> int:
     from idrift.commands.run import load_run, session_from_run
+    from idrift.errors import IdriftError
     from idrift.verdicts import exit_status
 
+    direction = getattr(args, "direction", None)
+    if (args.format == "github-action-benchmark") != (direction is not None):
+        raise IdriftError("--format github-action-benchmark needs --direction bigger or smaller (one list per "
+                          "direction: run the command twice), and --direction goes only with that format")
     run_dir = load_run(args.run_dir)  # a bad run directory fails before anything heavy is imported
     session = session_from_run(run_dir, baseline=args.baseline)
     rows = compare_rows(session)
@@ -255,6 +306,8 @@ def run(args) -> int:
             "claims": dict(zip(session.outcomes, claim_words(claim_lines))), "claim_lines": claim_lines,
             "provenance_mismatches": mismatches, "notes": notes,
         }, indent=1, sort_keys=True, allow_nan=False))
+    elif args.format == "github-action-benchmark":
+        print(json.dumps(github_action_benchmark(rows, direction), indent=1, allow_nan=False))
     elif args.format == "markdown":
         print(format_markdown(header, rows, mismatches, notes, claim_lines, strict))
     else:
@@ -264,7 +317,7 @@ def run(args) -> int:
 
 def session_claim_lines(session) -> list[str]:
     """Each claim's line, exactly as pytest and `idrift run` print it (idrift.evaluate.claim_line)."""
-    from idrift.claims import CLAIMS_BY_ID
     from idrift.evaluate import claim_line
 
-    return [claim_line(CLAIMS_BY_ID[cid], outcomes, session.options.tier) for cid, outcomes in session.outcomes.items()]
+    return [claim_line(session.results[cid].claim, outcomes, session.options.tier)
+            for cid, outcomes in session.outcomes.items()]

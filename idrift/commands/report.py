@@ -1,9 +1,11 @@
 """`idrift report RUN_DIR [--out DIR]`: the paper's tables and figures, from a run.
 
-Writes DIR/report.md (default RUN_DIR/report) and one PNG per figure: Tables 1-2 with the paper's
-numbers beside the run's, the image grid (Figure 2), per-identity scatter (Figure 3), drift curves
-(Figures 4, 5), guidance flatness (Figure 5 right), drift per prompt tier and the steps x tier
-heatmap (Figures 6-7). Figures the run has no data for are listed under "Missing" in report.md.
+Writes DIR/report.md (default RUN_DIR/report) and one PNG per figure (idrift.report): Tables 1-2 with
+the run's values and intervals beside the paper's numbers, the image grid (Figure 2), per-identity
+ID_sim (Figure 3), drift per alpha (Figure 4), drift over steps and guidance flatness (Figure 5), one
+panel per prompt tier (Figure 6), drift bars and the steps x tier landscape (Figure 7), and the
+text-identity competition beyond the paper. Each figure's caption says the profile, n and what the
+profile cannot show. Figures the run has no data for are listed under "Missing" in report.md.
 """
 
 from __future__ import annotations

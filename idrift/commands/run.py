@@ -82,11 +82,30 @@ def register(subparsers) -> None:
     parser.add_argument("--lora", action="append", default=[], metavar="PATH[:SCALE]",
                         help="load this FLUX LoRA on the backbones (repeatable; SCALE default 1), as InfiniteYou's "
                              "load_loras does; part of every sample's key [pytest --idrift-lora]")
+    parser.add_argument("--rounds", type=int, default=None, metavar="N",
+                        help="timed rounds per latency arm after warm-up (default: 10 on CUDA, 2 on the CPU) "
+                             "[pytest --idrift-rounds]")
+    parser.add_argument("--warmup-rounds", type=warmup_count, default=None, metavar="N",
+                        help="untimed warm-up rounds per latency arm (default: 2 on CUDA, 1 on the CPU) "
+                             "[pytest --idrift-warmup-rounds]")
     for opt in WEIGHT_OPTIONS:
         kwargs = {"choices": INFU_VARIANTS} if opt.field == "infu_variant" else {"metavar": "PATH"}
         parser.add_argument(opt.cli_option, dest=opt.field, default=None,
                             help=f"{opt.help} [env {opt.env}; pytest {opt.option}]", **kwargs)
     parser.set_defaults(func=run)
+
+
+def warmup_count(text: str) -> int:
+    """--warmup-rounds: a whole number >= 0 (argparse type; 0 times from the first call)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------- claims
@@ -119,7 +138,8 @@ def run(args) -> int:
         aggregation=args.aggregation, require_real=args.require_real,
         weights={opt.field: getattr(args, opt.field, None) for opt in WEIGHT_OPTIONS},
         accelerate=args.accelerate, step_cache=args.step_cache, memory=args.memory, batch_size=args.batch_size,
-        loras=tuple(args.lora), command="idrift run",
+        loras=tuple(args.lora), command="idrift run", rounds=getattr(args, "rounds", None),
+        warmup_rounds=getattr(args, "warmup_rounds", None),
     )
     session = BenchmarkSession(options)  # builds nothing yet
     session.check_acceleration()  # e.g. lossy on a CPU: one line, before any model loads
@@ -139,7 +159,7 @@ def run(args) -> int:
 
     with held_warnings(out / WARNINGS_LOG):  # no warning breaks a bar: logged, then printed once after them
         for claim in claims:
-            if claim.id == "latency":
+            if "latency" in claim.metrics:  # timed arms: their rounds go into the store with their samples
                 time_latency_arms(session, claim)
             # The progress bar (samples done, rate, ETA, current spec) is Runner.ensure's.
             result = session.run_claim(claim, progress=True)
@@ -158,28 +178,18 @@ def run(args) -> int:
 
 
 def time_latency_arms(session, claim: Claim) -> None:
-    """Seconds per image of each latency arm, warm-up excluded, into `session.latency`.
-
-    The pytest path times the arms with pytest-benchmark (BenchmarkSession.benchmark_arm); this is
-    the same measurement through idrift.metrics.latency.measure, filling the same dict, so
-    run_claim derives latency_s[...] and speedup exactly as the pytest path does.
-    """
-    from idrift.metrics.latency import measure
-
-    gpu = session.device.startswith("cuda")
-    specs = session.specs(claim)
+    """Seconds per image of each of the claim's arms, warm-up excluded: BenchmarkSession.time_arm, the
+    timer the pytest path uses (idrift.metrics.latency.time_rounds, here without pytest-benchmark). The
+    rounds are stored with each arm's sample, so run_claim reads them from the store as pytest does. An
+    arm whose path this device cannot take is left out, saying why (its figures are then not measured)."""
+    warmup_rounds, rounds = session.latency_rounds()
     for arm in claim.arms:
-        spec = next(s for s in specs if (s.backbone, s.steps) == (arm.backbone, arm.steps))
-        reference = session.runner.reference(spec.identity)
-
-        def generate(timer, spec=spec, reference=reference):
-            session.pipeline.clear_caches()  # text, identity and control encodings count in every image
-            return session.pipeline(spec, reference, timer=timer)
-
-        print(f"latency: timing {arm.name} ({'5' if gpu else '2'} rounds after 1 warm-up)", file=sys.stderr)
-        m = measure(generate, warmup=1, rounds=5 if gpu else 2, device=session.device)
-        session.latency[arm.name] = {"seconds": list(m.totals), "stages": m.stage_medians,
-                                     "gpu_peak_bytes": m.gpu_peak_bytes}
+        reason = session.plan_reason(arm.acceleration)
+        if reason is not None:
+            print(f"latency: not timing {arm.name}: {reason}", file=sys.stderr)
+            continue
+        print(f"latency: timing {arm.name} ({rounds} rounds after {warmup_rounds} warm-up)", file=sys.stderr)
+        session.time_arm(arm)
 
 
 # ------------------------------------------------------------------------------------------ results.json
@@ -202,7 +212,7 @@ def new_results(session, claims: list[Claim]) -> dict:
             "strict": bool(getattr(session.options, "strict", False)),
             "identities": identities_manifest(session),
             "weights": {k: v for k, v in session.options.weights.items() if v is not None},
-            "acceleration": session.options.acceleration_label,  # RunSpec.acceleration of every sample
+            "acceleration": session.options.plan.label,  # RunSpec.acceleration of every session-wide arm
         },
         "store": STORE_DIR,
         "provenance": None,  # filled after carry_over: taking it builds the models it fingerprints
@@ -414,6 +424,10 @@ class Run:
     @property
     def claims(self) -> list[Claim]:
         """The finished claims, in the paper's order (results.json sorts its keys)."""
+        if "scored" in self.doc:  # a scored folder's claims are rebuilt from its results.json
+            from idrift.scoring.folder import scored_claims
+
+            return scored_claims(self.doc)
         return [claim for claim in CLAIMS if claim.id in self.doc["claims"]]
 
     @property
@@ -452,7 +466,7 @@ class Run:
     def results(self) -> dict:
         """claim id -> ClaimResult, re-evaluated from the store's samples with the run's aggregation.
 
-        Latency figures are timings of the run, not stored samples: they come from results.json.
+        Latency figures too: the timed rounds are stored with the arms' samples (the metric `latency`).
         Where the store is gone or lacks samples, the claim's figures come from results.json, with
         a note. Where re-evaluation disagrees with results.json, a note says the store changed.
         """
@@ -468,9 +482,9 @@ class Run:
         try:
             for claim in self.claims:
                 entry = self.doc["claims"][claim.id]
-                records = None if claim.id == "latency" or store is None else self.records(claim.id, store)
+                records = None if store is None else self.records(claim.id, store)
                 if records is None:
-                    if store is not None and claim.id != "latency":
+                    if store is not None:
                         self.notes.append(f"{claim.id}: the store lacks some of its samples: figures taken "
                                           f"from {RESULTS_FILE} as written")
                     out[claim.id] = ClaimResult(claim=claim, figures=dict(entry["figures"]),
@@ -512,7 +526,11 @@ def load_run(path: str | os.PathLike) -> Run:
     if not isinstance(doc, dict) or doc.get("run_format") != RUN_FORMAT:
         found = doc.get("run_format") if isinstance(doc, dict) else None
         raise IdriftError(f"{file}: run_format {found!r}, this idrift reads {RUN_FORMAT}; rerun `idrift run`")
-    unknown = [c for c in doc.get("claims", {}) if c not in CLAIMS_BY_ID]
+    if "scored" in doc:  # a folder of another method's images (`idrift score`): its claims are its own
+        from idrift.scoring.folder import check_scored
+
+        check_scored(path, doc)
+    unknown = [c for c in doc.get("claims", {}) if c not in CLAIMS_BY_ID and "scored" not in doc]
     if unknown:
         raise IdriftError(f"{file}: unknown claim(s) {', '.join(unknown)} (written by another idrift version?)")
     if not doc["claims"]:

@@ -279,6 +279,38 @@ def _check_json(extra_info: dict, where: str) -> None:
         ) from exc
 
 
+def _benchmark_measurement(
+    benchmark: Any,
+    fn: Callable[[StageTimer], Any],
+    *,
+    rounds: int,
+    warmup_rounds: int,
+    extra_info: dict,
+    device: str | torch.device | None = None,
+    stages: tuple[str, ...] = STAGES,
+) -> tuple[Any, Measurement]:
+    """record_benchmark's work: (fn's result, the measured rounds as a Measurement)."""
+    _check_counts(warmup_rounds, rounds, "record_benchmark")
+    _check_json(extra_info, "record_benchmark")
+    clash = sorted(set(extra_info) & set(TIMING_KEYS))
+    if clash:
+        raise ValueError(f"record_benchmark: extra_info keys {clash} are written by the timer itself; rename them")
+    recorder = _Recorder(fn, StageTimer(device, stages=stages))
+    result = benchmark.pedantic(recorder, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
+    m = recorder.measurement(rounds)
+    timing = {
+        "stage_medians_s": m.stage_medians,
+        "gpu_peak_bytes": m.gpu_peak_bytes,
+        "rss_peak_bytes": m.rss_peak_bytes,
+        "device": m.device,
+        "rounds": rounds,
+        "warmup_rounds": warmup_rounds,
+    }
+    benchmark.extra_info.update(timing)
+    benchmark.extra_info.update(extra_info)
+    return result, m
+
+
 def record_benchmark(
     benchmark: Any,
     fn: Callable[[StageTimer], Any],
@@ -298,22 +330,71 @@ def record_benchmark(
 
     With `--benchmark-disable` pytest-benchmark calls fn once; the stages of that call are recorded.
     """
-    _check_counts(warmup_rounds, rounds, "record_benchmark")
-    _check_json(extra_info, "record_benchmark")
-    clash = sorted(set(extra_info) & set(TIMING_KEYS))
-    if clash:
-        raise ValueError(f"record_benchmark: extra_info keys {clash} are written by the timer itself; rename them")
-    recorder = _Recorder(fn, StageTimer(device, stages=stages))
-    result = benchmark.pedantic(recorder, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
-    m = recorder.measurement(rounds)
-    timing = {
-        "stage_medians_s": m.stage_medians,
+    result, _ = _benchmark_measurement(benchmark, fn, rounds=rounds, warmup_rounds=warmup_rounds,
+                                       extra_info=extra_info, device=device, stages=stages)
+    return result
+
+
+# ---- latency as a stored metric ---------------------------------------------------------------
+
+# The store's name and version of an arm's timing (store.put_metrics(spec_key, LATENCY_METRIC, ...)).
+# The version changes when what a round covers changes, so that old timings are not mixed with new ones.
+LATENCY_METRIC = "latency"
+LATENCY_VERSION = "rounds-v1"
+
+# Warm-up and timed rounds per device type. On CUDA, once warm, the rounds of a diffusion pipeline vary
+# little: the median of ten keeps an identical rerun inside `--benchmark-compare-fail=median:10%`. On the CPU
+# (tiny models, CI) two keep the first `pytest benchmarks` short: CPU timings of tiny models are not judged,
+# and README.md states how far an identical rerun's medians move there.
+DEFAULT_ROUNDS = {"cuda": (2, 10), "cpu": (1, 2)}  # device type -> (warm-up rounds, rounds)
+
+
+def default_rounds(device: str | torch.device | None, warmup_rounds: int | None = None,
+                   rounds: int | None = None) -> tuple[int, int]:
+    """(warm-up rounds, rounds) for `device`: the given ones, else DEFAULT_ROUNDS of its device type."""
+    kind = torch.device(device if device is not None else "cpu").type
+    warm, measured = DEFAULT_ROUNDS.get(kind, DEFAULT_ROUNDS["cpu"])
+    out = (warm if warmup_rounds is None else warmup_rounds, measured if rounds is None else rounds)
+    _check_counts(out[0], out[1], "default_rounds")
+    return out
+
+
+def latency_values(m: Measurement, warmup_rounds: int) -> dict[str, Any]:
+    """What the store keeps of an arm's timing: every measured round's seconds and stages, the stage
+    medians, peak memory, the device and the round counts (JSON values only)."""
+    return {
+        "seconds": [float(t) for t in m.totals],
+        "stages": dict(m.stage_medians),
+        "stage_rounds": [dict(r) for r in m.stages],
         "gpu_peak_bytes": m.gpu_peak_bytes,
         "rss_peak_bytes": m.rss_peak_bytes,
         "device": m.device,
-        "rounds": rounds,
+        "rounds": len(m.totals),
         "warmup_rounds": warmup_rounds,
     }
-    benchmark.extra_info.update(timing)
-    benchmark.extra_info.update(extra_info)
-    return result
+
+
+def time_rounds(
+    fn: Callable[[StageTimer], Any],
+    *,
+    device: str | torch.device | None = None,
+    rounds: int | None = None,
+    warmup_rounds: int | None = None,
+    benchmark: Any = None,
+    extra_info: dict | None = None,
+    stages: tuple[str, ...] = STAGES,
+) -> dict[str, Any]:
+    """Time `fn(timer)`: `warmup_rounds` then `rounds` calls (None: `default_rounds` of the device).
+
+    The one latency timer of idrift: with pytest-benchmark's `benchmark` fixture the rounds run through
+    it (`record_benchmark`: its statistics, JSON and `--benchmark-compare` see them, `extra_info` is
+    attached), else through `measure`. Returns `latency_values` of the measured rounds, which the
+    session stores with the arm's sample as the metric LATENCY_METRIC.
+    """
+    warmup_rounds, rounds = default_rounds(device, warmup_rounds, rounds)
+    if benchmark is None:
+        m = measure(fn, warmup=warmup_rounds, rounds=rounds, device=device, stages=stages)
+    else:
+        _, m = _benchmark_measurement(benchmark, fn, rounds=rounds, warmup_rounds=warmup_rounds,
+                                      extra_info=extra_info or {}, device=device, stages=stages)
+    return latency_values(m, warmup_rounds)

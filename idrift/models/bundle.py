@@ -35,10 +35,10 @@ class ModelBundle:
     fingerprints: dict[str, str] = field(default_factory=dict)  # component -> fingerprint
     max_sequence_length: int = 512
     # Called as hook(name, model) on every freshly built backbone BEFORE it moves to `device`: a weight
-    # conversion here (idrift.pipeline.memory's 8-bit weights) keeps the bf16 weights of a CPU-built
+    # conversion here (idrift.accel.memory's 8-bit weights) keeps the bf16 weights of a CPU-built
     # backbone off the GPU, so a 24 GB card never holds them.
     backbone_prepare: list[Callable[[str, torch.nn.Module], None]] = field(default_factory=list)
-    # Backbone residency (idrift.pipeline.memory sets these). None: every backbone built so far stays on
+    # Backbone residency (idrift.accel.memory sets these). None: every backbone built so far stays on
     # `device` (the default). A number: before another backbone is made resident, the least recently used
     # ones are evicted - moved to `backbone_offload_device` (kept, moved back on next use) or, when that
     # is None, released (the factory builds it again on next use).

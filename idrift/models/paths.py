@@ -18,6 +18,7 @@ An empty value counts as unset.
 | insightface antelopev2 folder | `--idrift-antelopev2` | `--antelopev2` | `IDRIFT_ANTELOPEV2` | `<InfiniteYou>/supports/insightface/models/antelopev2`, else insightface's own root (`$INSIGHTFACE_HOME` or `~/.insightface`)`/models/antelopev2` |
 | ArcFace IR-SE50 (`recognition_arcface_ir_se50.pth`) | `--idrift-arcface-ir-se50` | `--arcface-ir-se50` | `IDRIFT_ARCFACE_IR_SE50` | facexlib's `facexlib/weights/` (when facexlib is installed), else `<torch hub>/checkpoints/` |
 | VGG16 for LPIPS (`vgg16-397923af.pth`) | `--idrift-vgg16` | `--vgg16` | `IDRIFT_VGG16` | `<torch hub>/checkpoints/vgg16-397923af.pth` (`torch.hub.get_dir()`) |
+| CLIP for CLIP-T (transformers folder) | `--idrift-clip` | `--clip` | `IDRIFT_CLIP` | `openai/clip-vit-large-patch14` (HF cache); layout: idrift.models.clip |
 
 Expected layouts:
 
@@ -80,7 +81,10 @@ IMAGE_PROJ_CONFIG_FILE = "image_proj_config.json"
 FLUX_BACKBONE_SUBFOLDERS = ("transformer", "scheduler")
 FLUX_SHARED_SUBFOLDERS = ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
 # Components check_weights knows, in report order (infu_variant is a setting of `infiniteyou`).
-COMPONENTS = ("flux_dev", "flux_schnell", "infiniteyou", "antelopev2", "arcface_ir_se50", "vgg16")
+COMPONENTS = ("flux_dev", "flux_schnell", "infiniteyou", "antelopev2", "arcface_ir_se50", "vgg16", "clip")
+DEFAULT_CLIP = "openai/clip-vit-large-patch14"  # idrift.models.clip.DEFAULT_CLIP
+CLIP_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json")
+CLIP_PREPROCESSOR_FILE = "preprocessor_config.json"
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,8 @@ WEIGHT_OPTIONS: tuple[WeightOption, ...] = (
                  f"the file {ARCFACE_FILE} (default: facexlib's weights folder, else the torch hub checkpoints folder)"),
     WeightOption("vgg16", "IDRIFT_VGG16", None,
                  f"torchvision's {VGG16_FILE} for LPIPS (default: the torch hub checkpoints folder)"),
+    WeightOption("clip", "IDRIFT_CLIP", DEFAULT_CLIP,
+                 "CLIP for CLIP-T: a transformers CLIPModel folder, or a hub id found in the Hugging Face cache"),
 )
 OPTIONS_BY_FIELD = {o.field: o for o in WEIGHT_OPTIONS}
 
@@ -207,10 +213,11 @@ class WeightPaths:
     antelopev2: str | None = None
     arcface_ir_se50: str | None = None
     vgg16: str | None = None
+    clip: str | None = DEFAULT_CLIP
     origins: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("flux_dev", "flux_schnell", "infiniteyou", "antelopev2", "arcface_ir_se50", "vgg16"):
+        for name in ("flux_dev", "flux_schnell", "infiniteyou", "antelopev2", "arcface_ir_se50", "vgg16", "clip"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 object.__setattr__(self, name, os.fspath(value))
@@ -663,6 +670,9 @@ def check_weights(
                 searched = ", ".join(str(c) for c in _arcface_candidates())
                 problems = [f"{problems[0]} (searched: {searched})"]
             fingerprint_fn = lambda path=path: fingerprint_file(path)
+        elif component == "clip":
+            problems = clip_layout_problems(path, shown)
+            fingerprint_fn = lambda path=path: fingerprint_folder(path)
         else:  # vgg16
             problems, path = _check_torch_file(path, shown, VGG16_FILE, f"torchvision's {VGG16_FILE}")
             fingerprint_fn = lambda path=path: fingerprint_file(path)
@@ -690,3 +700,25 @@ def weights_problem_report(statuses: Iterable[WeightStatus]) -> str | None:
     head = (f"{len(lines)} problem{'s' if len(lines) > 1 else ''} with the real-profile weights "
             "(fix them all, then rerun; `idrift weights check` prints the full table):")
     return "\n".join([head, *("  - " + line for line in lines)])
+
+
+def clip_layout_problems(folder: Path, shown: str) -> list[str]:
+    """What is wrong with a CLIP folder, one line each (empty: loadable), from file names and JSON only."""
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        return [f"{shown}: {what}; expected a transformers CLIP folder (config.json, model.safetensors, "
+                f"tokenizer files, {CLIP_PREPROCESSOR_FILE}), e.g. the Hugging Face repo {DEFAULT_CLIP}"]
+    if not any(folder.iterdir()):
+        return [f"{shown}: is empty; expected a transformers CLIP folder (config.json, model.safetensors, "
+                f"tokenizer files, {CLIP_PREPROCESSOR_FILE}), e.g. the Hugging Face repo {DEFAULT_CLIP}"]
+    problems = _model_folder_problems(folder, shown, "transformers")
+    if (folder / "config.json").is_file():
+        config, problem = _read_json_dict(folder / "config.json")
+        if problem is None and config.get("model_type") != "clip":
+            problems.append(f"{shown}/config.json describes model_type {config.get('model_type')!r}, expected "
+                            "'clip' (a CLIPModel with text and vision towers, not a CLIPTextModel alone)")
+    if not any((folder / name).is_file() for name in CLIP_TOKENIZER_FILES):
+        problems.append(f"{shown}: no tokenizer files (expected one of {', '.join(CLIP_TOKENIZER_FILES)})")
+    if not (folder / CLIP_PREPROCESSOR_FILE).is_file():
+        problems.append(f"{shown}: missing {CLIP_PREPROCESSOR_FILE} (the image preprocessing CLIP was trained with)")
+    return problems

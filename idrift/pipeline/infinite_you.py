@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,12 +36,12 @@ from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
+from idrift.accel.cuda_graphs import clone_tensors
 from idrift.config import GenerationResult, RunSpec
 from idrift.errors import NonFiniteError
 from idrift.models.bundle import ModelBundle
 from idrift.models.ir_se50 import face_crop_to_tensor
 from idrift.pipeline.control import black_canvas, draw_keypoints, fit_keypoints
-from idrift.pipeline.cuda_graphs import clone_tensors
 
 INFUSENET_GUIDANCE = 1.0  # InfiniteYou feeds InfuseNet guidance 1.0 whatever the backbone's guidance
 
@@ -124,6 +125,24 @@ def noise_provenance(device) -> dict:
                       "initial latents (backbone dtype)"]}
 
 
+@dataclass
+class PipelineHooks:
+    """The three places where an accelerator (idrift.accel) changes how the pipeline computes; all None on
+    the reference path. The pipeline knows only these hooks, not the techniques behind them.
+
+    step_cache: a callable that makes each backbone call instead of the loop and may reuse earlier steps'
+        work (idrift.accel.step_cache, lossy); its reset() runs at the start of every image.
+    call_graphs: CUDA graphs of the GPU calls (idrift.accel.cuda_graphs, lossless). With a step cache on,
+        the backbone runs through the cache, not a graph.
+    step_modulation: per-step AdaLayerNorm rows computed before the loop (idrift.accel.modulation,
+        lossless): the models whose layers it installed read their step's row.
+    """
+
+    step_cache: Any = None
+    call_graphs: Any = None
+    step_modulation: Any = None
+
+
 class InfiniteYouPipeline:
     def __init__(self, bundle: ModelBundle):
         self.bundle = bundle
@@ -133,15 +152,7 @@ class InfiniteYouPipeline:
         self._prompt_cache: dict[str, _PromptEncoding] = {}
         self._identity_cache: dict[str, torch.Tensor] = {}
         self._control_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-        # Optional step cache (idrift.pipeline.step_cache, lossy): it makes each backbone call instead of the
-        # loop, and may reuse earlier steps' work. reset() is called at the start of every image.
-        self.step_cache = None
-        # Optional CUDA graphs of the GPU calls (idrift.pipeline.cuda_graphs, lossless; set by fast.accelerate).
-        # With a step cache on, the backbone runs through the cache, not a graph.
-        self.call_graphs = None
-        # Optional per-step AdaLayerNorm rows computed before the loop (idrift.pipeline.modulation, lossless;
-        # set by fast.accelerate): the models whose layers it installed read their step's row.
-        self.step_modulation = None
+        self.hooks = PipelineHooks()  # where idrift.accel installs what it adds to the loop
 
     def clear_caches(self) -> None:
         """Forget cached text, identity and control encodings (end-to-end latency includes them)."""
@@ -296,24 +307,24 @@ class InfiniteYouPipeline:
             return backbone(**inputs, return_dict=False)[0]
 
     def _modulation_rows(self, model, row):
-        if self.step_modulation is None:
+        if self.hooks.step_modulation is None:
             return contextlib.nullcontext()
-        return self.step_modulation.rows(model, row)
+        return self.hooks.step_modulation.rows(model, row)
 
     def modulation_table(self, model, timesteps, guidance, pooled) -> torch.Tensor | None:
-        """Every step's AdaLayerNorm rows of `model` for these scheduler `timesteps` (idrift.pipeline.modulation),
+        """Every step's AdaLayerNorm rows of `model` for these scheduler `timesteps` (idrift.accel.modulation),
         or None when the pipeline has no step modulation for it."""
-        if self.step_modulation is None or not self.step_modulation.installed(model):
+        if self.hooks.step_modulation is None or not self.hooks.step_modulation.installed(model):
             return None
         steps = torch.stack([self._timestep(t, pooled.shape[0]) for t in timesteps])
-        return self.step_modulation.table(model, steps, guidance, pooled)
+        return self.hooks.step_modulation.table(model, steps, guidance, pooled)
 
     def _run(self, name: str, fn, *, keep: bool = False, **kwargs):
         """fn(**kwargs), replayed from a CUDA graph when the pipeline has them. The outputs are then the graph's
         buffers, valid until that graph's next replay; `keep` returns a copy instead (for the caches)."""
-        if self.call_graphs is None:
+        if self.hooks.call_graphs is None:
             return fn(**kwargs)
-        outputs = self.call_graphs(name, fn, **kwargs)
+        outputs = self.hooks.call_graphs(name, fn, **kwargs)
         return clone_tensors(outputs) if keep else outputs
 
     @torch.no_grad()
@@ -384,17 +395,17 @@ class InfiniteYouPipeline:
         capture = set(trajectory_steps) | ({first.steps} if first.mode == "trajectory" else set())
         last_step = first.steps if first.mode == "trajectory" else total
         x0_predictions: dict[int, torch.Tensor] = {}
-        if self.step_cache is not None:
-            self.step_cache.reset()
+        if self.hooks.step_cache is not None:
+            self.hooks.step_cache.reset()
         timesteps = scheduler.timesteps[:last_step]
         scales = [first.alpha * infusenet_keep(i, total, first.infuse_start, first.infuse_end) for i in range(len(timesteps))]
         infusenet_rows = backbone_rows = None
-        if self.step_modulation is not None:  # each model's modulation for all steps, in its own stage
+        if self.hooks.step_modulation is not None:  # each model's modulation for all steps, in its own stage
             if any(scales):
                 with timer.stage("infusenet"):
                     infusenet_rows = self.modulation_table(self.bundle.infusenet, timesteps,
                                                            self._infusenet_guidance(batch), pooled)
-            if self.step_cache is None:  # the step cache calls the blocks itself: they compute their own
+            if self.hooks.step_cache is None:  # the step cache calls the blocks itself: they compute their own
                 with timer.stage("backbone"):
                     backbone_rows = self.modulation_table(backbone, timesteps, guidance, pooled)
         for i, t in enumerate(timesteps):
@@ -412,12 +423,12 @@ class InfiniteYouPipeline:
                     controlnet_block_samples=block_samples, controlnet_single_block_samples=single_samples,
                     txt_ids=text.text_ids, img_ids=img_ids,
                 )
-                if self.step_cache is None:
+                if self.hooks.step_cache is None:
                     # The key names this backbone object: a rebuilt one has other weight addresses.
                     velocity = self._run(f"backbone:{first.backbone}:{id(backbone)}", functools.partial(self._velocity, backbone),
                                          modulation=None if backbone_rows is None else backbone_rows[i], **inputs)
                 else:
-                    velocity = self.step_cache(backbone, step=i, **inputs)
+                    velocity = self.hooks.step_cache(backbone, step=i, **inputs)
             nonfinite = nonfinite_samples(velocity, specs)
             if nonfinite:
                 raise NonFiniteError(f"{first.backbone} produced NaN/inf at step {i + 1}/{total} for sample(s) {nonfinite}")

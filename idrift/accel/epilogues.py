@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from idrift.pipeline.fp8 import FP8_MAX, Fp8Linear, quantize_fp8
+from idrift.accel.fp8 import FP8_MAX, Fp8Linear, quantize_fp8
 
 try:
     import triton

@@ -109,7 +109,7 @@ class CallGraphs:
                 raise GraphCaptureError(
                     f"CUDA graph capture of the pipeline's {name!r} call failed ({str(exc).splitlines()[0][:200]}); "
                     "something in it synchronises with the host. Accelerate with cuda_graphs=False "
-                    "(idrift.pipeline.fast.accelerate) in a fresh process") from exc
+                    "(idrift.accel.fast.accelerate) in a fresh process") from exc
         else:
             for k, v in kwargs.items():
                 _copy_inputs(entry.inputs[k], v)

@@ -17,7 +17,7 @@ blocks return their inputs, but the forward still adds the current samples after
 is counted twice (tests/test_step_cache.py shows it). Gating the sample lists while skipping would need
 state shared between the hooks and the caller; and the hooks make their decision inside the first block's
 forward through a `torch.compiler.disable`d function, which `block.compile(fullgraph=True)`
-(idrift.pipeline.fast) refuses ("Skip inlining torch.compiler.disable()d function", torch 2.14). So this
+(idrift.accel.fast) refuses ("Skip inlining torch.compiler.disable()d function", torch 2.14). So this
 module runs the backbone's own submodules in the order of diffusers 0.42's forward, with the decision
 between blocks: compiled blocks stay whole, and with nothing skipped the result is bitwise the plain
 forward's (tested; a diffusers upgrade that changes the forward would show there).
@@ -41,7 +41,7 @@ from numbers import Real
 import numpy as np
 import torch
 
-from idrift.pipeline.fast import AccelerationError
+from idrift.accel.fast import AccelerationError
 
 _BACKBONE_PARTS = ("x_embedder", "time_text_embed", "context_embedder", "pos_embed", "transformer_blocks",
                    "single_transformer_blocks", "norm_out", "proj_out")
@@ -220,7 +220,7 @@ def enable_step_cache(pipeline, threshold: float, *, warmup_steps: int = 1,
     (lossy True, label "lossy", the technique with its threshold, and the settings under "step_cache"), so
     that `fast.provenance` reports it and `fast.require_lossless` refuses it. Returns the cache (its
     `stats()` give the skip rate). `disable_step_cache` undoes it."""
-    if getattr(pipeline, "step_cache", None) is not None:
+    if pipeline.hooks.step_cache is not None:
         raise AccelerationError("enable_step_cache: the pipeline already has a step cache; "
                                 "disable_step_cache(pipeline) first")
     cache = FirstBlockCache(threshold, warmup_steps=warmup_steps, max_consecutive_skips=max_consecutive_skips)
@@ -232,16 +232,16 @@ def enable_step_cache(pipeline, threshold: float, *, warmup_steps: int = 1,
                              "techniques": [*base.get("techniques", []), cache.technique],
                              "step_cache": cache.settings()}
     pipeline._acceleration_before_step_cache = previous
-    pipeline.step_cache = cache
+    pipeline.hooks.step_cache = cache
     return cache
 
 
 def disable_step_cache(pipeline):
     """Remove the step cache and restore the acceleration dict from before `enable_step_cache`; returns it.
     A pipeline without a step cache is left as it is."""
-    if getattr(pipeline, "step_cache", None) is None:
+    if pipeline.hooks.step_cache is None:
         return getattr(pipeline, "acceleration", None)
-    pipeline.step_cache = None
+    pipeline.hooks.step_cache = None
     pipeline.acceleration = pipeline._acceleration_before_step_cache
     del pipeline._acceleration_before_step_cache
     return pipeline.acceleration

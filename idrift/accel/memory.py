@@ -62,12 +62,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from idrift.accel.fast import AccelerationError, block_linears, probe_scaled_mm, repeated_blocks
+from idrift.accel.fp8 import FP8_MIN_FEATURES, Fp8Linear, quantize_fp8
 from idrift.models.bundle import module_bytes
-from idrift.pipeline.fast import AccelerationError, block_linears, probe_scaled_mm, repeated_blocks
-from idrift.pipeline.fp8 import FP8_MIN_FEATURES, Fp8Linear, quantize_fp8
 
 # Activations of one 864x1152 bf16 image: the eager path's measured peak on the synthetic profile
-# (baselines/h100-synthetic.json, gpu_peak_gb[reference/dev-28]) minus the weights it held, rounded up.
+# (baselines/h100-synthetic.json, gpu_peak_gb[dev-28]) minus the weights it held, rounded up.
 # Pass `activation_bytes` for other sizes.
 ACTIVATION_BYTES = 3_000_000_000
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
@@ -208,6 +208,50 @@ class _MemoryApplied:
     acceleration_set: dict | None = None  # the dict fit_memory put in pipeline.acceleration
 
 
+def _check_fit(pipeline, text_encoder_offload: str, activation_bytes, fp8_min_features) -> None:
+    if text_encoder_offload not in TEXT_ENCODER_OFFLOAD:
+        raise ValueError(f"text_encoder_offload must be one of {TEXT_ENCODER_OFFLOAD}, got {text_encoder_offload!r}")
+    if isinstance(activation_bytes, bool) or not isinstance(activation_bytes, int) or activation_bytes < 0:
+        raise ValueError(f"activation_bytes must be a non-negative number of bytes, got {activation_bytes!r}")
+    if isinstance(fp8_min_features, bool) or not isinstance(fp8_min_features, int) or fp8_min_features < 16:
+        raise ValueError(f"fp8_min_features must be an integer >= 16, got {fp8_min_features!r}")
+    if getattr(pipeline, "_memory_applied", None) is not None:
+        raise MemoryModeError("fit_memory: already applied to this pipeline; restore_memory(pipeline) first")
+    if pipeline.hooks.call_graphs is not None:
+        raise MemoryModeError("fit_memory: the pipeline replays CUDA graphs (fast.accelerate), which keep the addresses "
+                              "of the weights this would move; accelerate with cuda_graphs=False")
+
+
+def _probe_8bit(resident: torch.device, dtype: torch.dtype, setup: dict) -> str:
+    """The fp8 scaling that works on this GPU (refusing one without fp8 tensor cores)."""
+    if torch.cuda.get_device_capability(resident) < (8, 9):
+        raise MemoryModeError(f"fit_memory(weights_8bit=True): fp8 needs compute capability 8.9+, "
+                              f"{torch.cuda.get_device_name(resident)} has {torch.cuda.get_device_capability(resident)}; "
+                              "use weights_8bit=False")
+    probe = probe_scaled_mm(resident, dtype)
+    if probe["scaling"] is None:
+        raise MemoryModeError(f"fit_memory(weights_8bit=True): torch._scaled_mm is unusable here: {probe}")
+    setup["fp8_probe"] = probe
+    return probe["scaling"]
+
+
+def _weights_to_8bit(bundle, scaling: str, fp8_min_features: int, setup: dict) -> list[str]:
+    fp8 = {"format": "e4m3", "scaling": scaling, "models": {}}
+    for name, model in [*bundle._backbones.items(), ("infusenet", bundle.infusenet)]:
+        fp8["models"][name] = convert_to_8bit(model, scaling, fp8_min_features)
+
+    def built_in_8bit(name, model):
+        fp8["models"][name] = convert_to_8bit(model, scaling, fp8_min_features)
+
+    # Backbones built later are converted where their factory builds them, before they move to the
+    # device: the real loader builds on the CPU, so their bf16 weights never reach the GPU. (The
+    # synthetic profile builds random weights on the GPU: there the bf16 backbone passes through it.)
+    # Kept by restore_memory: the pipeline stays 8-bit (and labelled lossy) for good.
+    bundle.backbone_prepare.append(built_in_8bit)
+    setup["fp8"] = fp8
+    return [f"fp8_e4m3_{scaling}_block_linears", "fp8_e4m3_weight_only_adaln"]
+
+
 def fit_memory(pipeline, budget: str | int | float = "24GB", *, weights_8bit: bool = False,
                offload_device: str | torch.device = "cpu", text_encoder_offload: str = "leaf",
                release_evicted_backbones: bool = False, activation_bytes: int = ACTIVATION_BYTES,
@@ -230,50 +274,17 @@ def fit_memory(pipeline, budget: str | int | float = "24GB", *, weights_8bit: bo
     """
     budget_bytes = parse_bytes(budget, "budget")
     offload = _offload_device(offload_device)
-    if text_encoder_offload not in TEXT_ENCODER_OFFLOAD:
-        raise ValueError(f"text_encoder_offload must be one of {TEXT_ENCODER_OFFLOAD}, got {text_encoder_offload!r}")
-    if isinstance(activation_bytes, bool) or not isinstance(activation_bytes, int) or activation_bytes < 0:
-        raise ValueError(f"activation_bytes must be a non-negative number of bytes, got {activation_bytes!r}")
-    if isinstance(fp8_min_features, bool) or not isinstance(fp8_min_features, int) or fp8_min_features < 16:
-        raise ValueError(f"fp8_min_features must be an integer >= 16, got {fp8_min_features!r}")
-    if getattr(pipeline, "_memory_applied", None) is not None:
-        raise MemoryModeError("fit_memory: already applied to this pipeline; restore_memory(pipeline) first")
-    if getattr(pipeline, "call_graphs", None) is not None:
-        raise MemoryModeError("fit_memory: the pipeline replays CUDA graphs (fast.accelerate), which keep the addresses "
-                              "of the weights this would move; accelerate with cuda_graphs=False")
+    _check_fit(pipeline, text_encoder_offload, activation_bytes, fp8_min_features)
     bundle = pipeline.bundle
     resident = torch.device(bundle.device)
-    scaling = "rowwise"
     setup: dict = {"bytes_moved": 0}
-    if weights_8bit and resident.type == "cuda":
-        if torch.cuda.get_device_capability(resident) < (8, 9):
-            raise MemoryModeError(f"fit_memory(weights_8bit=True): fp8 needs compute capability 8.9+, "
-                                  f"{torch.cuda.get_device_name(resident)} has {torch.cuda.get_device_capability(resident)}; "
-                                  "use weights_8bit=False")
-        probe = probe_scaled_mm(resident, bundle.dtype)
-        if probe["scaling"] is None:
-            raise MemoryModeError(f"fit_memory(weights_8bit=True): torch._scaled_mm is unusable here: {probe}")
-        scaling = probe["scaling"]
-        setup["fp8_probe"] = probe
+    scaling = _probe_8bit(resident, bundle.dtype, setup) if weights_8bit and resident.type == "cuda" else "rowwise"
     start = time.perf_counter()
     techniques = []
 
     # 1. 8-bit first, while the weights are on the device (fast), so that evicted backbones move 8-bit
     if weights_8bit:
-        fp8 = {"format": "e4m3", "scaling": scaling, "models": {}}
-        for name, model in [*bundle._backbones.items(), ("infusenet", bundle.infusenet)]:
-            fp8["models"][name] = convert_to_8bit(model, scaling, fp8_min_features)
-
-        def built_in_8bit(name, model):
-            fp8["models"][name] = convert_to_8bit(model, scaling, fp8_min_features)
-
-        # Backbones built later are converted where their factory builds them, before they move to the
-        # device: the real loader builds on the CPU, so their bf16 weights never reach the GPU. (The
-        # synthetic profile builds random weights on the GPU: there the bf16 backbone passes through it.)
-        # Kept by restore_memory: the pipeline stays 8-bit (and labelled lossy) for good.
-        bundle.backbone_prepare.append(built_in_8bit)
-        setup["fp8"] = fp8
-        techniques += [f"fp8_e4m3_{scaling}_block_linears", "fp8_e4m3_weight_only_adaln"]
+        techniques += _weights_to_8bit(bundle, scaling, fp8_min_features, setup)
 
     # 2. one resident backbone
     bundle.max_resident_backbones = 1

@@ -10,14 +10,14 @@ Two modes, never mixed up:
       per input shape (the backbone's 512 text tokens, InfuseNet's 8 identity tokens), so compiling costs
       seconds per class, not per block; a backbone built later by the bundle is compiled the same way;
     - the AdaLayerNorm projections of every step computed in one product per layer before the loop
-      (`idrift.pipeline.modulation`): a step reads its rows instead of the projections' weights;
+      (`idrift.accel.modulation`): a step reads its rows instead of the projections' weights;
     - the MLPs' tanh GELU in the product's epilogue, and single blocks' `proj_out` without writing the
-      concatenation of its inputs (`idrift.pipeline.epilogues`);
+      concatenation of its inputs (`idrift.accel.epilogues`);
     - cuDNN attention first in PyTorch's SDPA priority order (CUDA only, and only after a probe shows that
       cuDNN's output is as close to an fp32 reference as the flash kernel's is);
     - the VAE in channels_last with its decoder and encoder compiled;
     - CUDA graphs of the pipeline's GPU calls: text encoders, identity tokens, VAE encoder and decoder, each
-      step's InfuseNet and backbone (`idrift.pipeline.cuda_graphs`, CUDA only;
+      step's InfuseNet and backbone (`idrift.accel.cuda_graphs`, CUDA only;
       captured on first use per shape, replayed after).
   Tried and left out (docs/performance.md says why): diffusers' fused q/k/v projections, inductor's
   max-autotune and coordinate-descent tuning for the blocks, PyTorch's TunableOp, a Triton kernel for
@@ -55,120 +55,31 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from idrift.accel.fp8 import Fp8Linear
+from idrift.accel.probes import (  # noqa: F401 - re-exported: fast's helpers that look before they change
+    REPEATED_BLOCKS,
+    _probe_cudnn_attention,
+    _set_sdpa_priority,
+    block_linears,
+    configure_compile_cache,
+    probe_scaled_mm,
+    repeated_blocks,
+)
 from idrift.errors import IdriftError
-from idrift.pipeline.fp8 import FP8_MIN_FEATURES, Fp8Linear
 
 MODES = ("lossless", "lossy")
-REPEATED_BLOCKS = ("FluxTransformerBlock", "FluxSingleTransformerBlock")
 COMPILE_MODES = (None, "default", "max-autotune-no-cudagraphs")  # inductor's CUDA graphs would clash with ours
 RECOMPILE_LIMIT = 64  # per code object: block classes x input shapes x (bf16, fp8) stays far below
 
 
 class AccelerationError(IdriftError):
     """A speed-up cannot be applied here (wrong mode, no GPU for fp8, already lossy...)."""
-
-
-# ---- compile cache -------------------------------------------------------------------------------
-def configure_compile_cache(cache_dir: str | os.PathLike | None = None) -> str:
-    """Point inductor's on-disk caches at a persistent folder and turn them on; returns the folder.
-
-    Precedence: `cache_dir`, then an existing ``TORCHINDUCTOR_CACHE_DIR``, then ``$IDRIFT_CACHE/inductor``,
-    then ``~/.cache/idrift/inductor``. The FX-graph cache keys compiled graphs by graph, shapes, torch
-    version and device, so a later run of the same blocks reuses them (no codegen, no Triton autotuning)."""
-    if cache_dir is not None:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir)
-    elif "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-        base = os.environ.get("IDRIFT_CACHE")
-        folder = Path(base) / "inductor" if base else Path.home() / ".cache" / "idrift" / "inductor"
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
-    folder = os.environ["TORCHINDUCTOR_CACHE_DIR"]
-    os.makedirs(folder, exist_ok=True)
-    import torch._inductor.config as inductor_config
-
-    inductor_config.fx_graph_cache = True
-    if hasattr(inductor_config, "autotune_local_cache"):
-        inductor_config.autotune_local_cache = True
-    return folder
-
-
-def repeated_blocks(model: nn.Module) -> list[nn.Module]:
-    """The repeated transformer blocks of `model` (FLUX's two block classes, or the model's own list)."""
-    names = set(REPEATED_BLOCKS) | set(getattr(model, "_repeated_blocks", None) or ())
-    return [m for m in model.modules() if type(m).__name__ in names]
-
-
-def block_linears(block: nn.Module, min_features: int = FP8_MIN_FEATURES):
-    """(parent, child name, Linear, many_tokens) for the large Linears of one block (both sides >=
-    `min_features`, multiples of 16 as fp8 matmuls need). AdaLayerNorm projections ('norm' in the name)
-    see one row, the timestep embedding: many_tokens False, an fp8 matmul would only add quantisation cost."""
-    for name, module in block.named_modules():
-        for child_name, child in module.named_children():
-            full = f"{name}.{child_name}" if name else child_name
-            if (type(child) is nn.Linear and min(child.in_features, child.out_features) >= min_features
-                    and child.in_features % 16 == 0 and child.out_features % 16 == 0):
-                yield module, child_name, child, "norm" not in full
-
-
-def probe_scaled_mm(device: torch.device, dtype: torch.dtype) -> dict:
-    """Which fp8 scaling works on this GPU, and its error against the bf16 product (fresh random data)."""
-    gen = torch.Generator(device="cpu").manual_seed(1234)
-    x = torch.randn(256, 1024, generator=gen).to(device, dtype)
-    lin = nn.Linear(1024, 1024, device=device, dtype=dtype)
-    with torch.no_grad():
-        lin.weight.copy_(torch.randn(1024, 1024, generator=gen).to(device, dtype) / 32)
-        ref = lin(x).float()
-    errors = {}
-    for scaling in ("rowwise", "tensorwise"):
-        try:
-            with torch.no_grad():
-                out = Fp8Linear.from_linear(lin, scaling)(x).float()
-            torch.cuda.synchronize(device)
-            errors[scaling] = float((out - ref).norm() / ref.norm())
-        except RuntimeError as exc:  # e.g. rowwise scaling not supported by this build / GPU
-            errors[scaling] = f"unsupported: {str(exc).splitlines()[0][:160]}"
-    usable = [s for s in ("rowwise", "tensorwise") if isinstance(errors[s], float) and errors[s] < 0.1]
-    return {"relative_error_vs_bf16": errors, "scaling": usable[0] if usable else None}
-
-
-# ---- attention ---------------------------------------------------------------------------------
-def _sdpa_error(backend, q, k, v, ref) -> float | str:
-    from torch.nn.attention import sdpa_kernel
-
-    try:
-        with sdpa_kernel([backend]):
-            out = torch.nn.functional.scaled_dot_product_attention(q, k, v).float()
-        return float((out - ref).norm() / ref.norm())
-    except RuntimeError as exc:
-        return f"unavailable: {str(exc).splitlines()[0][:160]}"
-
-
-def _probe_cudnn_attention(device: torch.device, dtype: torch.dtype) -> dict:
-    """cuDNN vs flash attention against an fp32 reference, at FLUX's head size, on fresh random data."""
-    from torch.nn.attention import SDPBackend
-
-    gen = torch.Generator(device="cpu").manual_seed(4321)
-    # FLUX at 864x1152: 512 text + 3888 image tokens, 24 heads of 128, laid out as diffusers passes them
-    # ((B, S, H, D) permuted to (B, H, S, D): not contiguous), so the probe takes the model's own path.
-    q, k, v = (torch.randn(1, 4400, 24, 128, generator=gen).to(device, dtype).permute(0, 2, 1, 3) for _ in range(3))
-    ref = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float())
-    err = {"cudnn": _sdpa_error(SDPBackend.CUDNN_ATTENTION, q, k, v, ref),
-           "flash": _sdpa_error(SDPBackend.FLASH_ATTENTION, q, k, v, ref)}
-    flash = err["flash"] if isinstance(err["flash"], float) else 1e-2
-    ok = isinstance(err["cudnn"], float) and err["cudnn"] <= max(2 * flash, 1e-3)
-    return {"relative_error_vs_fp32": err, "within_bf16_noise": ok}
-
-
-def _set_sdpa_priority(first) -> list[int]:
-    previous = list(torch._C._get_sdp_priority_order())
-    order = [int(first)] + [b for b in previous if b != int(first)]
-    torch._C._set_sdp_priority_order(order)
-    return previous
 
 
 # ---- the handle --------------------------------------------------------------------------------
@@ -182,8 +93,8 @@ class _Applied:
         self.vae_channels_last: nn.Module | None = None
         self.prepare_hook = None  # in bundle.backbone_prepare: transforms backbones built later
         self.fp8_layers = 0
-        self.step_modulation = None  # idrift.pipeline.modulation.StepModulation
-        self.epilogues = None  # idrift.pipeline.epilogues.MlpEpilogues
+        self.step_modulation = None  # idrift.accel.modulation.StepModulation
+        self.epilogues = None  # idrift.accel.epilogues.MlpEpilogues
 
 
 def _compile_blocks(model: nn.Module, applied: _Applied, backend: str, options: dict) -> int:
@@ -210,6 +121,56 @@ def _fp8_blocks(model: nn.Module, applied: _Applied, scaling: str) -> tuple[int,
     return layers, saved
 
 
+@dataclass(frozen=True)
+class _Request:
+    """What one `accelerate` call asks for, checked against the pipeline and its device."""
+
+    mode: str
+    lossy: bool
+    device: torch.device
+    do_compile: bool
+    do_graphs: bool
+    fp8: bool
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+
+def _check_request(pipeline, mode, compile, compile_mode, cuda_graphs, fp8) -> _Request:
+    if mode not in MODES:
+        raise AccelerationError(f"accelerate: mode must be one of {MODES}, got {mode!r}")
+    _refuse_with_step_cache(pipeline, "accelerate")
+    current = getattr(pipeline, "acceleration", None)
+    if current is not None and current.get("mode") != "eager":
+        if current.get("lossy") or mode == current.get("mode"):
+            raise AccelerationError(f"accelerate: the pipeline is already accelerated ({current['mode']}); "
+                                    "restore() it first (a lossy pipeline cannot be restored: rebuild the bundle)")
+        restore(pipeline)
+    device = torch.device(pipeline.bundle.device)
+    cuda = device.type == "cuda"
+    lossy = mode == "lossy"
+    if lossy and fp8 and not cuda:
+        raise AccelerationError(
+            f"accelerate(mode='lossy'): fp8 matmuls (torch._scaled_mm) need a CUDA GPU with fp8 tensor cores "
+            f"(sm_89+); this bundle is on {device}. Use mode='lossless', or fp8=False")
+    if lossy and fp8 and cuda and torch.cuda.get_device_capability(device) < (8, 9):
+        raise AccelerationError(f"accelerate(mode='lossy'): fp8 needs compute capability 8.9+, "
+                                f"{torch.cuda.get_device_name(device)} has {torch.cuda.get_device_capability(device)}")
+    if compile_mode not in COMPILE_MODES:
+        raise AccelerationError(f"accelerate: compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}")
+    if cuda_graphs not in (True, False, "auto"):
+        raise AccelerationError(f"accelerate: cuda_graphs must be True, False or 'auto', got {cuda_graphs!r}")
+    memory_mode = getattr(pipeline, "_memory_applied", None) is not None
+    if cuda_graphs is True and not cuda:
+        raise AccelerationError(f"accelerate(cuda_graphs=True): CUDA graphs need a CUDA device; this bundle is on {device}")
+    if memory_mode and cuda_graphs is True:
+        raise AccelerationError("accelerate(cuda_graphs=True): memory.fit_memory moves weights between devices, "
+                                "and a CUDA graph replays the addresses it captured; pass cuda_graphs=False")
+    do_graphs = (cuda and not memory_mode) if cuda_graphs == "auto" else cuda_graphs
+    return _Request(mode, lossy, device, cuda if compile == "auto" else bool(compile), do_graphs, lossy and fp8)
+
+
 def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto", backend: str = "inductor",
                compile_mode: str | None = None,
                cudnn_attention: bool = True, vae: bool = True, fp8: bool = True, cuda_graphs: bool | str = "auto",
@@ -231,165 +192,39 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
         fp8_scaling: "rowwise" (per output channel x per token) or "tensorwise".
         cache_dir: inductor cache folder (see `configure_compile_cache`).
     """
-    if mode not in MODES:
-        raise AccelerationError(f"accelerate: mode must be one of {MODES}, got {mode!r}")
-    _refuse_with_step_cache(pipeline, "accelerate")
-    current = getattr(pipeline, "acceleration", None)
-    if current is not None and current.get("mode") != "eager":
-        if current.get("lossy") or mode == current.get("mode"):
-            raise AccelerationError(f"accelerate: the pipeline is already accelerated ({current['mode']}); "
-                                    "restore() it first (a lossy pipeline cannot be restored: rebuild the bundle)")
-        restore(pipeline)
-    bundle = pipeline.bundle
-    device = torch.device(bundle.device)
-    cuda = device.type == "cuda"
-    lossy = mode == "lossy"
-    if lossy and fp8 and not cuda:
-        raise AccelerationError(
-            f"accelerate(mode='lossy'): fp8 matmuls (torch._scaled_mm) need a CUDA GPU with fp8 tensor cores "
-            f"(sm_89+); this bundle is on {device}. Use mode='lossless', or fp8=False")
-    if lossy and fp8 and cuda and torch.cuda.get_device_capability(device) < (8, 9):
-        raise AccelerationError(f"accelerate(mode='lossy'): fp8 needs compute capability 8.9+, "
-                                f"{torch.cuda.get_device_name(device)} has {torch.cuda.get_device_capability(device)}")
-    do_compile = cuda if compile == "auto" else bool(compile)
-    if compile_mode not in COMPILE_MODES:
-        raise AccelerationError(f"accelerate: compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}")
-    if cuda_graphs not in (True, False, "auto"):
-        raise AccelerationError(f"accelerate: cuda_graphs must be True, False or 'auto', got {cuda_graphs!r}")
-    memory_mode = getattr(pipeline, "_memory_applied", None) is not None
-    if cuda_graphs is True and not cuda:
-        raise AccelerationError(f"accelerate(cuda_graphs=True): CUDA graphs need a CUDA device; this bundle is on {device}")
-    if memory_mode and cuda_graphs is True:
-        raise AccelerationError("accelerate(cuda_graphs=True): memory.fit_memory moves weights between devices, "
-                                "and a CUDA graph replays the addresses it captured; pass cuda_graphs=False")
-    do_graphs = (cuda and not memory_mode) if cuda_graphs == "auto" else cuda_graphs
-
+    request = _check_request(pipeline, mode, compile, compile_mode, cuda_graphs, fp8)
     report: dict[str, Any] = {
-        "mode": mode, "lossy": lossy, "label": "lossy" if lossy else "lossless", "device": str(device),
-        "torch": torch.__version__, "techniques": [], "skipped": {}, "reversible": True,
-        "first_call_s": [],
+        "mode": mode, "lossy": request.lossy, "label": "lossy" if request.lossy else "lossless",
+        "device": str(request.device), "torch": torch.__version__, "techniques": [], "skipped": {},
+        "reversible": True, "first_call_s": [],
     }
     applied = _Applied(report)
     t0 = time.perf_counter()
-
+    bundle = pipeline.bundle
     # 1. attention backend (global: decided before compiling, since compiled graphs bake the choice in)
-    if cudnn_attention and cuda and not hasattr(torch._C, "_set_sdp_priority_order"):
-        report["skipped"]["cudnn_sdpa"] = f"torch {torch.__version__} cannot reorder SDPA backends"
-    elif cudnn_attention and cuda:
-        probe = _probe_cudnn_attention(device, bundle.dtype)
-        report["cudnn_attention"] = probe
-        if probe["within_bf16_noise"]:
-            from torch.nn.attention import SDPBackend
-
-            applied.sdpa_priority = _set_sdpa_priority(SDPBackend.CUDNN_ATTENTION)
-            report["techniques"].append("cudnn_sdpa")
-        else:
-            report["skipped"]["cudnn_sdpa"] = f"cuDNN attention failed its accuracy probe: {probe['relative_error_vs_fp32']}"
-    elif cudnn_attention:
-        report["skipped"]["cudnn_sdpa"] = f"no cuDNN attention on {device.type}"
-
+    if cudnn_attention:
+        _choose_attention(applied, request.device, bundle.dtype)
     # 2. fp8 (lossy only), before compiling, so the compiled graphs contain the fp8 products
-    fp8_models = []
-    if lossy and fp8:
-        probe = probe_scaled_mm(device, bundle.dtype)
-        report["fp8"] = {"probe": probe, "format": "e4m3", "layers": 0, "bytes_saved": 0}
-        if probe["scaling"] is None:
-            raise AccelerationError(f"accelerate(mode='lossy'): torch._scaled_mm is unusable here: {probe}")
-        if fp8_scaling != probe["scaling"]:
-            report["fp8"]["scaling_fallback"] = f"{fp8_scaling} -> {probe['scaling']}"
-        fp8_scaling = probe["scaling"]
-        report["fp8"]["scaling"] = fp8_scaling
-        report["techniques"].append(f"fp8_e4m3_{fp8_scaling}")
-        report["reversible"] = False
-    elif lossy:
+    if request.fp8:
+        fp8_scaling = _fp8_setup(report, request.device, bundle.dtype, fp8_scaling)
+    elif request.lossy:
         report["skipped"]["fp8"] = "fp8=False"
-
     # 3. compile cache and limits
-    if do_compile:
-        report["compile_cache_dir"] = configure_compile_cache(cache_dir)
-        import torch._dynamo.config as dynamo_config
-
-        for name in ("recompile_limit", "cache_size_limit"):
-            if hasattr(dynamo_config, name):
-                setattr(dynamo_config, name, max(getattr(dynamo_config, name), RECOMPILE_LIMIT))
-        if hasattr(dynamo_config, "accumulated_recompile_limit"):
-            dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, 4 * RECOMPILE_LIMIT)
-        report["compile_backend"] = backend
+    if request.do_compile:
+        _compile_setup(report, backend, compile_mode, cache_dir)
     else:
         report["skipped"]["compile"] = ("compile=False" if compile is False else
-                                        f"torch.compile skipped on {device.type} (compile='auto' compiles on CUDA only; "
-                                        "pass compile=True to force)")
-
-    counts = {"blocks": 0, "modulation_layers": 0, "gelu_epilogues": 0, "single_block_forwards": 0}
-    if modulation:
-        from idrift.pipeline.modulation import StepModulation
-
-        applied.step_modulation = StepModulation()
-    if epilogues:
-        from idrift.pipeline.epilogues import MlpEpilogues
-
-        applied.epilogues = MlpEpilogues()
-    block_options = {} if compile_mode is None or backend != "inductor" else {"mode": compile_mode}
-    if do_compile:
-        report["compile_mode"] = compile_mode or "default"
-
-    def transform(model: nn.Module) -> nn.Module:
-        if applied.step_modulation is not None:  # before compiling: the compiled blocks read the rows
-            counts["modulation_layers"] += applied.step_modulation.install(model)
-        if lossy and fp8:
-            layers, saved = _fp8_blocks(model, applied, fp8_scaling)
-            report["fp8"]["layers"] += layers
-            report["fp8"]["bytes_saved"] += saved
-        if applied.epilogues is not None:  # after fp8: its layers keep the model's own MLP code
-            installed = applied.epilogues.install(model)
-            counts["gelu_epilogues"] += installed["feed_forward"]
-            counts["single_block_forwards"] += installed["single_blocks"]
-        if do_compile:
-            counts["blocks"] += _compile_blocks(model, applied, backend, block_options)
-        return model
-
-    # 4. backbones (loaded ones now, later ones as the bundle builds them: its backbone_prepare hooks) and InfuseNet
-    for name, model in list(bundle._backbones.items()):
-        transform(model)
-    applied.prepare_hook = lambda name, model: transform(model)
-    bundle.backbone_prepare.append(applied.prepare_hook)
-    transform(bundle.infusenet)
-    fp8_models.append("infusenet")
-    if applied.step_modulation is not None:
-        pipeline.step_modulation = applied.step_modulation
-        report["techniques"].append("step_modulation")
-    else:
-        report["skipped"]["step_modulation"] = "modulation=False"
-    if applied.epilogues is not None:
-        report["techniques"].append("mlp_epilogues")
-    else:
-        report["skipped"]["mlp_epilogues"] = "epilogues=False"
-    if do_compile:
-        report["techniques"].append("regional_compile")
-    report["transformed"] = counts  # grows when a backbone is built later
-
+                                        f"torch.compile skipped on {request.device.type} (compile='auto' compiles "
+                                        "on CUDA only; pass compile=True to force)")
+    # 4. backbones (loaded ones now, later ones as the bundle builds them) and InfuseNet
+    _transform_models(pipeline, applied, request, modulation=modulation, epilogues=epilogues, fp8_scaling=fp8_scaling,
+                      backend=backend, block_options={} if compile_mode is None or backend != "inductor"
+                      else {"mode": compile_mode})
     # 5. VAE: channels_last convolutions, encoder and decoder compiled
     if vae:
-        bundle.vae.to(memory_format=torch.channels_last)
-        applied.vae_channels_last = bundle.vae
-        report["techniques"].append("vae_channels_last")
-        if do_compile:
-            for part in (bundle.vae.decoder, bundle.vae.encoder):
-                part.compile(fullgraph=True, dynamic=False, backend=backend)
-                applied.compiled.append(part)
-            report["techniques"].append("vae_compile")
-
+        _vae(bundle, applied, request.do_compile, backend)
     # 6. CUDA graphs of the pipeline's calls, captured on first use
-    if do_graphs:
-        from idrift.pipeline.cuda_graphs import CallGraphs
-
-        pipeline.call_graphs = CallGraphs(device)
-        report["techniques"].append("cuda_graphs")
-    elif cuda_graphs == "auto" and cuda:
-        report["skipped"]["cuda_graphs"] = "memory.fit_memory is on: it moves weights that a graph would replay"
-    else:
-        report["skipped"]["cuda_graphs"] = ("cuda_graphs=False" if cuda_graphs is False
-                                            else f"no CUDA graphs on {device.type}")
+    _graphs(pipeline, report, request, cuda_graphs)
     report["setup_s"] = time.perf_counter() - t0
     report["note"] = ("compilation happens on the first call of each input shape: time it with warm_up(); "
                       "steady-state latency excludes it")
@@ -398,10 +233,128 @@ def accelerate(pipeline, mode: str = "lossless", *, compile: bool | str = "auto"
     return report
 
 
+def _choose_attention(applied: _Applied, device: torch.device, dtype: torch.dtype) -> None:
+    report = applied.report
+    if device.type != "cuda":
+        report["skipped"]["cudnn_sdpa"] = f"no cuDNN attention on {device.type}"
+    elif not hasattr(torch._C, "_set_sdp_priority_order"):
+        report["skipped"]["cudnn_sdpa"] = f"torch {torch.__version__} cannot reorder SDPA backends"
+    else:
+        probe = _probe_cudnn_attention(device, dtype)
+        report["cudnn_attention"] = probe
+        if probe["within_bf16_noise"]:
+            from torch.nn.attention import SDPBackend
+
+            applied.sdpa_priority = _set_sdpa_priority(SDPBackend.CUDNN_ATTENTION)
+            report["techniques"].append("cudnn_sdpa")
+        else:
+            report["skipped"]["cudnn_sdpa"] = f"cuDNN attention failed its accuracy probe: {probe['relative_error_vs_fp32']}"
+
+
+def _fp8_setup(report: dict, device: torch.device, dtype: torch.dtype, fp8_scaling: str) -> str:
+    """Probe fp8 matmuls here; returns the scaling to use (the requested one if it works)."""
+    probe = probe_scaled_mm(device, dtype)
+    report["fp8"] = {"probe": probe, "format": "e4m3", "layers": 0, "bytes_saved": 0}
+    if probe["scaling"] is None:
+        raise AccelerationError(f"accelerate(mode='lossy'): torch._scaled_mm is unusable here: {probe}")
+    if fp8_scaling != probe["scaling"]:
+        report["fp8"]["scaling_fallback"] = f"{fp8_scaling} -> {probe['scaling']}"
+    report["fp8"]["scaling"] = probe["scaling"]
+    report["techniques"].append(f"fp8_e4m3_{probe['scaling']}")
+    report["reversible"] = False
+    return probe["scaling"]
+
+
+def _compile_setup(report: dict, backend: str, compile_mode: str | None, cache_dir) -> None:
+    report["compile_cache_dir"] = configure_compile_cache(cache_dir)
+    import torch._dynamo.config as dynamo_config
+
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(dynamo_config, name):
+            setattr(dynamo_config, name, max(getattr(dynamo_config, name), RECOMPILE_LIMIT))
+    if hasattr(dynamo_config, "accumulated_recompile_limit"):
+        dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, 4 * RECOMPILE_LIMIT)
+    report["compile_backend"] = backend
+    report["compile_mode"] = compile_mode or "default"
+
+
+def _transform_models(pipeline, applied: _Applied, request: _Request, *, modulation: bool, epilogues: bool,
+                      fp8_scaling: str, backend: str, block_options: dict) -> None:
+    """Step modulation, fp8, MLP epilogues and regional compilation, in that order, on every backbone (those
+    built later through the bundle's backbone_prepare hooks) and on InfuseNet."""
+    report, bundle = applied.report, pipeline.bundle
+    counts = {"blocks": 0, "modulation_layers": 0, "gelu_epilogues": 0, "single_block_forwards": 0}
+    if modulation:
+        from idrift.accel.modulation import StepModulation
+
+        applied.step_modulation = StepModulation()
+    if epilogues:
+        from idrift.accel.epilogues import MlpEpilogues
+
+        applied.epilogues = MlpEpilogues()
+
+    def transform(model: nn.Module) -> nn.Module:
+        if applied.step_modulation is not None:  # before compiling: the compiled blocks read the rows
+            counts["modulation_layers"] += applied.step_modulation.install(model)
+        if request.fp8:
+            layers, saved = _fp8_blocks(model, applied, fp8_scaling)
+            report["fp8"]["layers"] += layers
+            report["fp8"]["bytes_saved"] += saved
+        if applied.epilogues is not None:  # after fp8: its layers keep the model's own MLP code
+            installed = applied.epilogues.install(model)
+            counts["gelu_epilogues"] += installed["feed_forward"]
+            counts["single_block_forwards"] += installed["single_blocks"]
+        if request.do_compile:
+            counts["blocks"] += _compile_blocks(model, applied, backend, block_options)
+        return model
+
+    for model in list(bundle._backbones.values()):
+        transform(model)
+    applied.prepare_hook = lambda name, model: transform(model)
+    bundle.backbone_prepare.append(applied.prepare_hook)
+    transform(bundle.infusenet)
+    if applied.step_modulation is not None:
+        pipeline.hooks.step_modulation = applied.step_modulation
+        report["techniques"].append("step_modulation")
+    else:
+        report["skipped"]["step_modulation"] = "modulation=False"
+    if applied.epilogues is not None:
+        report["techniques"].append("mlp_epilogues")
+    else:
+        report["skipped"]["mlp_epilogues"] = "epilogues=False"
+    if request.do_compile:
+        report["techniques"].append("regional_compile")
+    report["transformed"] = counts  # grows when a backbone is built later
+
+
+def _vae(bundle, applied: _Applied, do_compile: bool, backend: str) -> None:
+    bundle.vae.to(memory_format=torch.channels_last)
+    applied.vae_channels_last = bundle.vae
+    applied.report["techniques"].append("vae_channels_last")
+    if do_compile:
+        for part in (bundle.vae.decoder, bundle.vae.encoder):
+            part.compile(fullgraph=True, dynamic=False, backend=backend)
+            applied.compiled.append(part)
+        applied.report["techniques"].append("vae_compile")
+
+
+def _graphs(pipeline, report: dict, request: _Request, cuda_graphs) -> None:
+    if request.do_graphs:
+        from idrift.accel.cuda_graphs import CallGraphs
+
+        pipeline.hooks.call_graphs = CallGraphs(request.device)
+        report["techniques"].append("cuda_graphs")
+    elif cuda_graphs == "auto" and request.cuda:
+        report["skipped"]["cuda_graphs"] = "memory.fit_memory is on: it moves weights that a graph would replay"
+    else:
+        report["skipped"]["cuda_graphs"] = ("cuda_graphs=False" if cuda_graphs is False
+                                            else f"no CUDA graphs on {request.device.type}")
+
+
 def _refuse_with_step_cache(pipeline, what: str) -> None:
     # Both rewrite pipeline.acceleration: with a step cache on, its lossy label would be lost.
-    if getattr(pipeline, "step_cache", None) is not None:
-        raise AccelerationError(f"{what}: the pipeline has a step cache (lossy, idrift.pipeline.step_cache); "
+    if pipeline.hooks.step_cache is not None:
+        raise AccelerationError(f"{what}: the pipeline has a step cache (lossy, idrift.accel.step_cache); "
                                 "disable_step_cache(pipeline) first, then enable it again afterwards")
 
 
@@ -415,12 +368,12 @@ def restore(pipeline) -> dict:
         if applied.fp8_layers:
             raise AccelerationError("restore: this pipeline's Linear layers were converted to fp8 (lossy); "
                                     "the bf16 weights are gone: rebuild the bundle")
-        pipeline.call_graphs = None  # before anything moves: the graphs replay the old addresses
+        pipeline.hooks.call_graphs = None  # before anything moves: the graphs replay the old addresses
         for module in applied.compiled:
             module._compiled_call_impl = None
         if applied.step_modulation is not None:
             applied.step_modulation.uninstall()
-            pipeline.step_modulation = None
+            pipeline.hooks.step_modulation = None
         if applied.epilogues is not None:
             applied.epilogues.uninstall()
         if applied.sdpa_priority is not None:

@@ -1,0 +1,1 @@
+"""Scoring other identity methods' images (`idrift score`): manifest, ingestion, claims, the scored folder."""

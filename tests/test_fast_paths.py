@@ -1,0 +1,98 @@
+"""The fast_paths claim: its summary from stored samples, its verdicts on a CPU, and the session's one
+pipeline per acceleration label (idrift.session_paths, idrift.evaluate_fast)."""
+
+import pytest
+
+from idrift import verdicts
+from idrift.claims import CLAIMS_BY_ID
+from idrift.evaluate import check_expectations, evaluate
+
+CLAIM = CLAIMS_BY_ID["fast_paths"]
+
+
+def record(arm, seconds, **extra):
+    spec = {**arm.spec_fields(), "identity": "id0", "prompt_id": "portrait", "seed": 0}
+    return {"spec": spec, "status": "ok", "metrics": {"latency": {"seconds": seconds, **extra}}}
+
+
+def test_summary_reports_every_path_against_eager_and_stock_compile():
+    by_name = {arm.name: arm for arm in CLAIM.arms}
+    records = [record(by_name["schnell-4"], [1.0, 1.1, 0.9]),
+               record(by_name["schnell-4@stock-compile"], [0.8, 0.8, 0.9], compile_s=30.0),
+               record(by_name["schnell-4@lossless"], [0.5, 0.5, 0.6], compile_s=40.0, gpu_peak_bytes=6.5e10)]
+    records[2]["metrics"]["reference_diff"] = {"pixel_mean": 0.7, "pixel_max": 9.0}
+    result = evaluate(CLAIM, records)
+    assert result.figures["latency_s[schnell-4@lossless]"] == 0.5
+    assert result.figures["speedup_vs_eager[schnell-4@lossless]"] == pytest.approx(1.0 / 0.5)
+    assert result.figures["speedup_vs_stock[schnell-4@lossless]"] == pytest.approx(0.8 / 0.5)
+    assert result.figures["compile_s[schnell-4@lossless]"] == 40.0
+    assert result.figures["gpu_peak_gb[schnell-4@lossless]"] == pytest.approx(65.0)
+    assert result.figures["reference_diff_max[schnell-4@lossless]"] == 9.0
+    assert "speedup_vs_eager[schnell-4]" not in result.figures  # eager is the reference, not a path against it
+    assert result.intervals["latency_s[schnell-4@lossless]"].ci is not None  # over the timed rounds
+    # a sample of another path is not this arm's: only the exact acceleration label matches
+    assert "latency_s[dev-28@lossless]" not in result.figures
+
+    outcomes = {o.expect.metric: o for o in check_expectations(result, "synthetic", {})}
+    assert outcomes["speedup_vs_stock[schnell-4@lossless]"].status == verdicts.PASS
+    assert outcomes["latency_s[dev-28@lossless]"].status == verdicts.FAIL  # not measured
+    tiny = check_expectations(result, "tiny", {})
+    assert {o.status for o in tiny} == {verdicts.NOT_JUDGEABLE}
+    assert all("synthetic and real" in o.reason for o in tiny)
+
+
+def test_claim_arms_run_eager_first_and_fp8_last():
+    paths = [arm.acceleration for arm in CLAIM.arms]
+    assert paths[:2] == ["eager", "eager"] and paths.index("stock-compile") < paths.index("lossless")
+    assert all(p.startswith("lossy:fp8") for p in paths[paths.index("lossy:fp8"):])
+
+
+def test_session_builds_one_pipeline_per_label(tmp_path):
+    from idrift.errors import IdriftError
+    from idrift.session import BenchmarkSession, SessionOptions
+
+    s = BenchmarkSession(SessionOptions(profile="tiny", cache_dir=str(tmp_path), store=str(tmp_path / "store")))
+    eager = s.pipeline_for("eager")
+    assert s.pipeline is eager and eager.plan.label == "eager"
+    lossless = s.pipeline_for("lossless")
+    assert lossless is not eager and lossless.hooks.step_modulation is not None
+    assert lossless.acceleration["mode"] == "lossless"
+    again = s.pipeline_for("eager")  # the lossless plan is undone on the same bundle
+    assert lossless.hooks.step_modulation is None and again.bundle is lossless.bundle
+    assert s.plan_reason("stock-compile").startswith("stock-compile: needs a CUDA GPU")
+    with pytest.raises(IdriftError, match="lossy:fp8: needs a CUDA GPU"):
+        s.pipeline_for("lossy:fp8")
+    cached = s.pipeline_for("lossy:fbc0.12")
+    assert cached.hooks.step_cache is not None and cached.acceleration["lossy"] is True
+
+
+def test_stock_compile_marks_the_repeated_blocks_and_undoes_them():
+    """diffusers' compile_repeated_blocks only wraps the blocks (torch.compile is lazy): cheap on a CPU."""
+    from idrift.accel.fast import repeated_blocks
+    from idrift.accel.plan import AccelerationPlan
+    from idrift.models.tiny import build_tiny_bundle
+    from idrift.pipeline.infinite_you import InfiniteYouPipeline
+
+    pipe = InfiniteYouPipeline(build_tiny_bundle())
+    plan = AccelerationPlan("stock-compile")
+    reports = plan.apply(pipe)
+    blocks = [b for m in (*pipe.bundle._backbones.values(), pipe.bundle.infusenet) for b in repeated_blocks(m)]
+    assert reports["stock_compile"]["compiled_blocks"] == len(blocks) > 0
+    assert all(b._compiled_call_impl is not None for b in blocks)
+    assert plan.provenance(pipe)["stock_compile"]["how"].startswith("diffusers ModelMixin.compile_repeated_blocks")
+    plan.undo(pipe)
+    assert all(b._compiled_call_impl is None for b in blocks) and pipe.plan.label == "eager"
+    assert not pipe.bundle.backbone_prepare
+
+
+def test_speedup_rounds_pair_each_path_with_its_reference():
+    from idrift.evaluate import ClaimResult
+    from idrift.evaluate_fast import speedup_rounds
+
+    result = ClaimResult(CLAIM, timings={"schnell-4": [1.0, 1.1], "schnell-4@stock-compile": [0.8, 0.9],
+                                         "schnell-4@lossless": [0.5, 0.6]})
+    assert speedup_rounds(result, "speedup_vs_eager[schnell-4@lossless]") == ([1.0, 1.1], [0.5, 0.6])
+    assert speedup_rounds(result, "speedup_vs_stock[schnell-4@lossless]") == ([0.8, 0.9], [0.5, 0.6])
+    assert speedup_rounds(result, "speedup_vs_eager[dev-28@lossless]") is None  # not timed
+    assert speedup_rounds(result, "latency_s[schnell-4@lossless]") is None
+    assert speedup_rounds(result, "speedup") is None  # the latency claim's: dev-28 and schnell-4 of one claim
