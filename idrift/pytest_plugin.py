@@ -1,4 +1,4 @@
-"""pytest options and fixtures for idrift's benchmarks (registered by the repository's conftest.py).
+"""pytest options and fixtures for idrift's benchmarks (the `pytest11` entry point; a checkout's conftest.py).
 
     pytest benchmarks                                    # tiny profile, smoke tier, baselines/tiny-cpu.json
     pytest benchmarks --idrift-profile real --idrift-tier full --idrift-require-real
@@ -14,6 +14,7 @@ evaluates, checks the paper's relation and gates against the baseline.
 from __future__ import annotations
 
 import os
+import shlex
 import warnings
 
 import pytest
@@ -47,14 +48,12 @@ def pytest_addoption(parser):
     group.addoption("--idrift-profile", default=_env(env_choice, "IDRIFT_PROFILE", PROFILES, "tiny"), choices=PROFILES,
                     help="tiny (random, CPU), synthetic (random, real size, GPU) or real (weights) [env IDRIFT_PROFILE]")
     group.addoption("--idrift-baseline", default=os.environ.get("IDRIFT_BASELINE"),
-                    help="baseline name in baselines/ or a path (default: tiny-cpu / h100-synthetic / paper)")
+                    help="baseline name in baselines/ or a path (default: tiny-cpu / h200-synthetic / paper)")
     group.addoption("--idrift-tier", default=_env(env_choice, "IDRIFT_TIER", ("smoke", "full"), "smoke"),
-                    choices=("smoke", "full"),
-                    help="smoke: a few identities x prompts; full: the paper's grids")
+                    choices=("smoke", "full"), help="smoke: a few identities x prompts; full: the paper's grids")
     group.addoption("--idrift-update-baselines", action="store_true",
                     help="rewrite the selected baseline from this run and print what changed")
-    group.addoption("--idrift-require-real", action="store_true",
-                    default=_env(env_flag, "IDRIFT_REQUIRE_REAL", False),
+    group.addoption("--idrift-require-real", action="store_true", default=_env(env_flag, "IDRIFT_REQUIRE_REAL", False),
                     help="fail, instead of skip, claims this profile cannot judge [env IDRIFT_REQUIRE_REAL=1]")
     group.addoption("--idrift-strict", action="store_true",
                     default=_env(env_flag, "IDRIFT_STRICT", False),
@@ -131,6 +130,7 @@ def _session(config):
             allow_lossy_baselines=config.getoption("--idrift-allow-lossy-baselines"),
             batch_size=config.getoption("--idrift-batch-size"), loras=tuple(config.getoption("--idrift-lora") or ()),
             rounds=config.getoption("--idrift-rounds"), warmup_rounds=config.getoption("--idrift-warmup-rounds"),
+            invocation=shlex.join(["pytest", *config.invocation_params.args]),
         )
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         if worker and options.fresh:

@@ -45,7 +45,7 @@ from idrift.session_paths import PathsMixin, options_plan, timed_once
 
 # The named baselines: the checkout's baselines/ or an installed wheel's copy (idrift.baselines.io.baselines_dir).
 REPO_BASELINES = baselines_dir()
-DEFAULT_BASELINE = {"tiny": "tiny-cpu", "synthetic": "h100-synthetic", "real": "paper"}
+DEFAULT_BASELINE = {"tiny": "tiny-cpu", "synthetic": "h200-synthetic", "real": "paper"}
 PROVENANCE_PACKAGES = ("torch", "diffusers", "transformers", "insightface", "onnxruntime", "onnxruntime-gpu",
                        "lpips", "dlib-bin", "numpy", "scipy", "idrift")
 
@@ -105,6 +105,7 @@ class SessionOptions:
     rounds: int | None = None  # latency rounds per arm after warm-up; None: by device (idrift.metrics.latency)
     warmup_rounds: int | None = None  # latency warm-up rounds per arm; None: by device
     command: str = "pytest"  # whose options the messages name: "pytest" (--idrift-X) or "idrift run" (--X)
+    invocation: str = ""  # the command line that made this session, as a blessed baseline records it
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -480,10 +481,6 @@ class BenchmarkSession(PathsMixin):
         from idrift.metrics.latency import LATENCY_METRIC, LATENCY_VERSION, time_rounds
 
         spec = self.timed_spec(arm)
-        [record] = self.runner.ensure([spec], ("pixels",), progress=False)  # the sample the timing belongs to
-        if record["status"] != "ok":
-            raise IdriftError(f"latency of {arm.name}: its sample {spec.key} failed ({record['error']}); "
-                              "nothing to time")
         reference = self.runner.reference(spec.identity)
         pipe = self.pipeline_for(spec.acceleration)
 
@@ -491,7 +488,12 @@ class BenchmarkSession(PathsMixin):
             pipe.clear_caches()
             return pipe(spec, reference, timer=timer)
 
+        # The path's first call of this spec, before anything else runs it: compilation and capture included.
         first_s = timed_once(generate, self.device) if spec.acceleration != EAGER else None
+        [record] = self.runner.ensure([spec], ("pixels",), progress=False)  # the sample the timing belongs to
+        if record["status"] != "ok":
+            raise IdriftError(f"latency of {arm.name}: its sample {spec.key} failed ({record['error']}); "
+                              "nothing to time")
         warmup_rounds, rounds = self.latency_rounds()
         extra = {"idrift_arm": arm.name, "idrift_spec": spec.as_dict(), "idrift_provenance": self.provenance}
         values = time_rounds(generate, device=self.device, rounds=rounds, warmup_rounds=warmup_rounds,

@@ -41,7 +41,7 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("samples_varying_with_guidance", EQUAL, "structural"),
     ("latency_s", LOWER, "latency"),
     ("speedup", HIGHER, "latency"),
-    ("compile_s", LOWER, "latency"),  # the fast paths' costs (baselines/h100-synthetic.json)
+    ("compile_s", LOWER, "latency"),  # the fast paths' costs (baselines/h200-synthetic.json)
     ("blocks_compile_s", LOWER, "latency"),
     ("gpu_peak_gb", LOWER, "latency"),
     ("latent_rel_diff", LOWER, "pixels"),  # a lossy path's deviation from the reference

@@ -22,12 +22,15 @@ import sqlite3
 import struct
 from pathlib import Path
 
+import onnx  # noqa: F401  (as idrift.checks below: onnx's nanobind extension aborts the process when imported twice)
+import onnxruntime  # noqa: F401
 import pytest
 import torch
 from PIL import Image
 
 import idrift.checks  # noqa: F401  (imported here, not first inside a pytester run: pytester drops the
-import idrift.runner  # noqa: F401  modules a run imported, and torch cannot register its libraries twice)
+import idrift.pipeline.infinite_you  # noqa: F401  modules a run imported, and torch (its inductor, through
+import idrift.runner  # noqa: F401  diffusers) cannot register its libraries twice)
 import idrift.session  # noqa: F401
 from idrift import env as idrift_env
 from idrift.cli import main as idrift_main

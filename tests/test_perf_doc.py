@@ -1,4 +1,4 @@
-"""docs/performance.md's figures are generated from baselines/h100-synthetic.json (idrift.baselines.perf_doc):
+"""docs/performance.md's figures are generated from baselines/h200-synthetic.json (idrift.baselines.perf_doc):
 the committed doc matches the committed baseline, and a changed baseline makes `--check` fail."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from idrift.errors import BaselineError
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "performance.md"
-BASELINE = REPO / "baselines" / "h100-synthetic.json"
+BASELINE = REPO / "baselines" / "h200-synthetic.json"
 
 
 def test_committed_doc_matches_the_baseline():

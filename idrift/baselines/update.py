@@ -101,7 +101,7 @@ def baseline_from_session(session, name: str, description: str = "") -> Baseline
         claims[claim_id] = ClaimBaseline(protocol=f"{result.claim.protocol}; idrift {session.options.tier} tier", metrics=metrics)
     provenance = dict(session.provenance, profile=session.profile, seeds=sorted(
         {seed for claim in (r.claim for r in session.results.values()) for seed in claim.samples.seeds[session.options.tier]}),
-        command=" ".join(["pytest benchmarks --idrift-profile {} --idrift-tier {} --idrift-update-baselines".format(
+        command=session.options.invocation or " ".join(["pytest benchmarks --idrift-profile {} --idrift-tier {} --idrift-update-baselines".format(
             session.profile, session.options.tier), *session.options.acceleration_args("pytest"),
             *(["--idrift-allow-lossy-baselines"] if session.options.lossy else [])]))
     label = (session.provenance.get("acceleration") or {}).get("spec_label", "eager")

@@ -3,7 +3,7 @@
     idrift compare runs/ci --baseline tiny-cpu                      # a table for the terminal
     idrift compare runs/ci --baseline tiny-cpu --format markdown >> "$GITHUB_STEP_SUMMARY"
     idrift compare runs/ci --baseline baselines/h100.json --format json
-    idrift compare runs/gpu --baseline h100-synthetic --format github-action-benchmark --direction smaller > smaller.json
+    idrift compare runs/gpu --baseline h200-synthetic --format github-action-benchmark --direction smaller > smaller.json
 
 The run's claims are re-evaluated from its store, then every figure the baseline holds is gated
 exactly as `pytest benchmarks` gates it (BenchmarkSession.gate: paired bootstrap where both sides

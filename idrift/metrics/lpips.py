@@ -116,7 +116,7 @@ def to_unit_tensor(image: Any, name: str = "image") -> torch.Tensor:
             raise ImageError(f"{name}: numpy array of shape {image.shape}; expected (H, W, 3) RGB")
         if image.shape[0] == 0 or image.shape[1] == 0:
             raise ImageError(f"{name}: empty image of shape {image.shape}; expected (H, W, 3) with H, W >= 1")
-        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        return torch.from_numpy(np.array(image)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
     if isinstance(image, torch.Tensor):
         if not image.is_floating_point():
             raise ImageError(
