@@ -582,7 +582,7 @@ def gate_row_status(verdict, figure, profile: str, baseline_profile: str | None,
         verdict.notes.insert(0, "CPU timings of tiny models say nothing of a GPU's speed: latency is judged on "
                                 "the synthetic and real profiles")
         return
-    if profile == "real" or part not in ("identity", "LPIPS"):
+    if profile == "real" or part not in ("identity", "LPIPS", "text alignment"):
         return
     if baseline_profile != profile:
         verdict.status = "not judgeable"

@@ -48,6 +48,8 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("trajectory_ratio", LOWER, "pixels"),
     ("reference_diff", LOWER, "pixels"),  # a fast path's image against the eager path's (fast_paths)
     ("lpips", LOWER, "LPIPS"),
+    ("clip_t", HIGHER, "text alignment"),  # CLIP-T and its gain over steps (text_identity_competition)
+    ("drift_gain", HIGHER, "text alignment"),  # drift against CLIP-T gain across the prompt tiers
     ("pixel_mean", EQUAL, "pixels"),
     ("peak_step", LOWER, "identity"),
     ("max_peak_step", LOWER, "identity"),
@@ -72,7 +74,7 @@ def direction_of(metric: str) -> str:
 
 
 def part_of(metric: str) -> str:
-    """structural, identity, LPIPS, latency, pixels or count: the part of a claim a metric judges."""
+    """structural, identity, LPIPS, text alignment, latency, pixels or count: the part of a claim a metric judges."""
     return _entry(metric)[2]
 
 
