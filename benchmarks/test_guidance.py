@@ -1,4 +1,7 @@
-"""Figure 5 (right): FLUX.1-schnell's output does not depend on guidance_scale (no guidance embedding). Claims: idrift.claims."""
+"""Figure 5 (right): FLUX.1-schnell's output does not depend on guidance_scale (no guidance embedding).
+
+Claims: idrift.claims.
+"""
 
 from idrift.pytest_plugin import check_claim, run_sample
 

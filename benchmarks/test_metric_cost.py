@@ -9,9 +9,9 @@ provenance (package versions, GPU, CPU count, onnxruntime providers).
 - `test_identity_cost`: ArcFace identity of one 864x1152 generated image against a cached reference,
   the runner's path (`IdentitySimilarity.update` -> `ArcFaceBackend.detect`: SCRFD detection at
   det_size 640, `norm_crop`, ArcFace embedding; no age estimate, which only the identity-set builder
-  needs), on onnxruntime's CUDA provider when it offers one, else its CPU provider (recorded). The models are `idrift.faces.standin`'s TIMING-ONLY
-  stand-ins: the real antelopev2 architectures (same cost) with random weights -- the similarities
-  they give mean nothing and are not recorded.
+  needs), on onnxruntime's CUDA provider when it offers one, else its CPU provider (recorded).
+  The models are `idrift.faces.standin`'s TIMING-ONLY stand-ins: the real antelopev2 architectures
+  (same cost) with random weights -- the similarities they give mean nothing and are not recorded.
 - `test_lpips_cost[batch1|batch8]`: LPIPS-VGG (random backbone, as offline; same cost as the
   pretrained one) of 864x1152 generated images against 512x512 references, at the metric's default
   size 256, on CUDA when available. batch1 is the runner's path (`LPIPSMetric.distance`); batch8 is
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import itertools
 import os
-from importlib import metadata
 
 import numpy as np
 import pytest
@@ -53,23 +52,12 @@ WARMUP, ROUNDS = (3, 20) if ON_CUDA else (0, 1)
 BREAKDOWN_WARMUP, BREAKDOWN_ROUNDS = (1, 10) if ON_CUDA else (0, 1)
 # Batched LPIPS (distance_batch) is a GPU question; on a CPU batch8 alone was a tenth of the first run.
 LPIPS_BATCHES = (1, 8) if ON_CUDA else (1,)
-PROVENANCE_FALLBACK = ("torch", "torchvision", "insightface", "onnx", "onnxruntime", "onnxruntime-gpu", "lpips", "numpy")
 
 
 def _provenance() -> dict:
-    # idrift.session pulls in diffusers, which this file does not need: fall back to metadata without it.
-    try:
-        from idrift.session import gpu_name, package_versions
+    from idrift.provenance import gpu_name, package_versions
 
-        packages, gpu = package_versions(), gpu_name()
-    except ImportError:
-        packages = {}
-        for name in PROVENANCE_FALLBACK:
-            try:
-                packages[name] = metadata.version(name)
-            except metadata.PackageNotFoundError:
-                pass
-        gpu = torch.cuda.get_device_name(0) if ON_CUDA else None
+    packages, gpu = package_versions(), gpu_name()
     return {
         "packages": packages,
         "gpu": gpu,
@@ -122,7 +110,8 @@ def standin(tmp_path_factory):
 def identity(standin, references):
     """IdentitySimilarity on the stand-in ArcFace backend, with one reference measured and cached."""
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed: the ArcFace identity metric runs on it")
-    pytest.importorskip("insightface", reason="insightface is not installed: the ArcFace identity metric needs it (SCRFD, norm_crop)")
+    pytest.importorskip("insightface",
+                        reason="insightface is not installed: the ArcFace identity metric needs it (SCRFD, norm_crop)")
     from idrift.faces.arcface import ArcFaceBackend
     from idrift.metrics.identity import IdentitySimilarity
 
@@ -196,7 +185,7 @@ def test_identity_cost(benchmark, identity, generated):
         with timer.stage("face_metric"):
             return metric.update(_key(), "ref", image)
 
-    record = record_benchmark(benchmark, run, rounds=ROUNDS, warmup_rounds=WARMUP, device="cpu",
+    record, _ = record_benchmark(benchmark, run, rounds=ROUNDS, warmup_rounds=WARMUP, device="cpu",
                               extra_info={**_provenance(), **info})
     # The stand-in pins exactly one face, at a known place: the whole detect path ran as designed.
     assert record["detected"] and record["n_faces"] == 1, record
@@ -218,7 +207,7 @@ def test_lpips_cost(benchmark, lpips_metric, generated, references, batch):
                 return [metric.distance(gens[0], refs[0])]  # the runner's call
             return metric.distance_batch(gens, refs, batch_size=batch)
 
-    values = record_benchmark(benchmark, run, rounds=ROUNDS, warmup_rounds=WARMUP, device=metric.device,
+    values, _ = record_benchmark(benchmark, run, rounds=ROUNDS, warmup_rounds=WARMUP, device=metric.device,
                               extra_info={**_provenance(), **info, "batch": batch})
     assert len(values) == batch and all(np.isfinite(v) and v > 0 for v in values), values
 

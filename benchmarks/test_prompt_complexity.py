@@ -1,4 +1,7 @@
-"""Figures 6-7: drift grows with prompt complexity (six tiers, minimal to style); schnell stays flat. Claims: idrift.claims."""
+"""Figures 6-7: drift grows with prompt complexity (six tiers, minimal to style); schnell stays flat.
+
+Claims: idrift.claims.
+"""
 
 from idrift.pytest_plugin import check_claim, run_sample
 

@@ -47,11 +47,12 @@ def check_baseline(session) -> None:
 
 
 def _baseline_missing(session) -> bool:
-    from idrift.session import DEFAULT_BASELINE, REPO_BASELINES
+    from idrift.baselines.io import baselines_dir
+    from idrift.config import DEFAULT_BASELINE
 
     name = session.options.baseline or DEFAULT_BASELINE[session.profile]
     text = os.fspath(name)
-    path = Path(text) if (text.endswith(".json") or os.sep in text) else REPO_BASELINES / f"{text}.json"
+    path = Path(text) if (text.endswith(".json") or os.sep in text) else baselines_dir() / f"{text}.json"
     return not path.exists()
 
 

@@ -120,7 +120,7 @@ class Claim:
     protocol: str  # which subset/protocol the paper's numbers come from
     arms: tuple[Arm, ...]
     samples: Samples
-    summary: str  # name of the summary function in idrift.evaluate
+    summary: str  # name of the summary function in idrift.evaluate.SUMMARIES
     expectations: tuple[Expect, ...]
     metrics: tuple[str, ...] = ("id_sim", "lpips")
     in_paper: bool = True  # False: idrift's own claim (no entry in baselines/paper.json)
@@ -234,10 +234,12 @@ CLAIMS: tuple[Claim, ...] = (
         id="latency", family="latency",
         title="FLUX.1-schnell 4 steps is about 5.9x faster than FLUX.1-dev 28 steps",
         paper="Table 1 (latency, speed-up)", protocol="wall clock per image, warm-up excluded, CUDA synchronised",
-        arms=(DEV_28, SCHNELL_4, Arm("dev", 4)), samples=Samples(prompts=("portrait",), identities={"smoke": 1, "full": 1}),
+        arms=(DEV_28, SCHNELL_4, Arm("dev", 4)),
+        samples=Samples(prompts=("portrait",), identities={"smoke": 1, "full": 1}),
         summary="latency",
         expectations=(Expect("speedup", ">=", 4.0, ("synthetic", "real"),
-                             why="28 vs 4 steps of the same transformer (paper 5.9x); tiny models' CPU timings say nothing of a GPU"),),
+                             why=("28 vs 4 steps of the same transformer (paper 5.9x); "
+                                  "tiny models' CPU timings say nothing of a GPU")),),
         metrics=("latency",),
     ),
 )
@@ -250,7 +252,8 @@ CLAIMS += (
         protocol=("wall clock per image, warm-up excluded, CUDA synchronised; every path measured in the same run, "
                   "speed-ups over the eager path and over diffusers' compile_repeated_blocks (the peer)"),
         arms=tuple(Arm(backbone, steps, acceleration=path) for path in FAST_PATHS for backbone, steps in
-                   (("schnell", 4), ("dev", 28))) + (Arm("schnell", 4, acceleration=f"lossy:fp8+fbc{FBC_THRESHOLD:g}"),),
+                   (("schnell", 4), ("dev", 28)))
+        + (Arm("schnell", 4, acceleration=f"lossy:fp8+fbc{FBC_THRESHOLD:g}"),),
         samples=Samples(prompts=("portrait",), identities={"smoke": 1, "full": 1}),
         summary="fast_paths",
         expectations=(
@@ -292,5 +295,6 @@ def get_claims(names: str | list[str]) -> list[Claim]:
         elif name in FAMILIES:
             out.extend(claims_in_family(name))
         else:
-            raise IdriftError(f"unknown claim {name!r}; known claims: {', '.join(CLAIMS_BY_ID)}; families: {', '.join(FAMILIES)}")
+            raise IdriftError(f"unknown claim {name!r}; known claims: {', '.join(CLAIMS_BY_ID)}; "
+                              f"families: {', '.join(FAMILIES)}")
     return list({claim.id: claim for claim in out}.values())  # de-duplicated by id: a Claim is not hashable

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"idrift {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"idrift {args.command}: interrupted; finished samples are kept, rerun the same command to resume", file=sys.stderr)
+        print(f"idrift {args.command}: interrupted; finished samples are kept, rerun the same command to resume",
+              file=sys.stderr)
         return 130
 
 

@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 
 from idrift.accel.plan import EAGER, AccelerationPlan  # torch-free
 from idrift.accel.plan import MEMORY_MODES as MEMORY_MODES  # re-exported: --idrift-memory
+from idrift.models.backbones import REGISTRY as BACKBONE_REGISTRY  # torch-free
 
 PROFILES: tuple[str, ...] = ("tiny", "synthetic", "real")
-BACKBONES: tuple[str, ...] = ("dev", "schnell")
+BACKBONES: tuple[str, ...] = tuple(b.name for b in BACKBONE_REGISTRY)  # one per idrift.models.backbones entry
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,11 @@ PROFILE_DEFAULTS: dict[str, ProfileDefaults] = {
     "real": ProfileDefaults(width=864, height=1152, dtype="bfloat16", device="auto"),
 }
 
-# The two configurations the paper compares. Only the backbone and the guidance differ.
-BACKBONE_GUIDANCE = {"dev": 3.5, "schnell": 0.0}
+# The baseline each profile gates against when none is named (a file of idrift.baselines.io.baselines_dir()).
+DEFAULT_BASELINE = {"tiny": "tiny-cpu", "synthetic": "h200-synthetic", "real": "paper"}
+
+# Each backbone's default guidance (idrift.models.backbones): dev 3.5, schnell 0.
+BACKBONE_GUIDANCE = {b.name: b.guidance for b in BACKBONE_REGISTRY}
 
 # EAGER (idrift.accel.plan): RunSpec.acceleration of the reference path; left out of the key (RunSpec.key).
 # MEMORY_MODES: --idrift-memory (memory.fit_memory, 8-bit weights or not).
@@ -132,7 +136,8 @@ class RunSpec:
         except ValueError as exc:
             raise ValueError(f"RunSpec.acceleration: {exc}") from None
         if self.width % 16 or self.height % 16:
-            raise ValueError(f"width and height must be multiples of 16 (FLUX packs 2x2 latents), got {self.width}x{self.height}")
+            raise ValueError("width and height must be multiples of 16 (FLUX packs 2x2 latents), "
+                             f"got {self.width}x{self.height}")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -14,124 +14,30 @@ evaluates, checks the paper's relation and gates against the baseline.
 from __future__ import annotations
 
 import os
-import shlex
 import warnings
 
 import pytest
 
 from idrift.claims import claims_in_family
-from idrift.config import PROFILES
 from idrift.distributed import assign_worker_gpus, pin_xdist_worker, xdist_group
-from idrift.env import EnvError, env_choice, env_flag, env_int
 from idrift.errors import IdriftError
 from idrift.evaluate import summary_lines
+from idrift.pytest_options import ENV_ERRORS, add_options, parse_shard_option, session_options
 
 _SESSION_KEY = pytest.StashKey["object"]()
 _EXIT_KEY = pytest.StashKey["int"]()  # the session's exit status, set when it finishes
 _CHECKED_KEY = pytest.StashKey["str | None"]()  # the first bad input met while collecting, or None
-_ENV_ERRORS: list[str] = []  # bad IDRIFT_* values met while the options were added: one UsageError later
-
-
-def _env(read, *args):
-    """An option's default from the environment (idrift.env); a bad value is kept for pytest_cmdline_main,
-    which stops the session with one line (an error raised while options are added prints a traceback)."""
-    try:
-        return read(*args)
-    except EnvError as exc:
-        _ENV_ERRORS.append(str(exc))
-        return args[-1]  # every reader's last argument is its default
 
 
 def pytest_addoption(parser):
-    _ENV_ERRORS.clear()  # in-process pytest runs (pytester) add the options again
-    group = parser.getgroup("idrift", "idrift benchmarks")
-    group.addoption("--idrift-profile", default=_env(env_choice, "IDRIFT_PROFILE", PROFILES, "tiny"), choices=PROFILES,
-                    help="tiny (random, CPU), synthetic (random, real size, GPU) or real (weights) [env IDRIFT_PROFILE]")
-    group.addoption("--idrift-baseline", default=os.environ.get("IDRIFT_BASELINE"),
-                    help="baseline name in baselines/ or a path (default: tiny-cpu / h200-synthetic / paper)")
-    group.addoption("--idrift-tier", default=_env(env_choice, "IDRIFT_TIER", ("smoke", "full"), "smoke"),
-                    choices=("smoke", "full"), help="smoke: a few identities x prompts; full: the paper's grids")
-    group.addoption("--idrift-update-baselines", action="store_true",
-                    help="rewrite the selected baseline from this run and print what changed")
-    group.addoption("--idrift-require-real", action="store_true", default=_env(env_flag, "IDRIFT_REQUIRE_REAL", False),
-                    help="fail, instead of skip, claims this profile cannot judge [env IDRIFT_REQUIRE_REAL=1]")
-    group.addoption("--idrift-strict", action="store_true",
-                    default=_env(env_flag, "IDRIFT_STRICT", False),
-                    help="fail claims whose verdict is INCONCLUSIVE (interval straddles the bound) [env IDRIFT_STRICT=1]")
-    group.addoption("--idrift-store", default=os.environ.get("IDRIFT_STORE"),
-                    help="results store folder (default .idrift/store-<profile>)")
-    group.addoption("--idrift-fresh", action="store_true", help="start from an empty results store")
-    group.addoption("--idrift-identities", default=os.environ.get("IDRIFT_IDENTITIES"),
-                    help="identity-set manifest (default: the built-in offline set)")
-    group.addoption("--idrift-aggregation", default="zero", choices=("zero", "detected"),
-                    help="ID_sim of a generated image with no face: counts as 0 (zero) or is left out (detected)")
-    group.addoption("--idrift-shard", default=os.environ.get("IDRIFT_SHARD"),
-                    help="i/n: run only shard i of n of every grid (CI matrix jobs); merge stores with `idrift merge`")
-    group.addoption("--idrift-batch-size", default=_env(env_int, "IDRIFT_BATCH_SIZE", 1), type=int,
-                    help="generate up to this many samples that differ only in the seed as one batch (default 1; "
-                         "images match those made alone up to float reassociation) [env IDRIFT_BATCH_SIZE]")
-    from idrift.config import ACCELERATE_MODES, MEMORY_MODES, step_cache_threshold
-
-    group.addoption("--idrift-accelerate", default=_env(env_choice, "IDRIFT_ACCELERATE", ACCELERATE_MODES, "eager"),
-                    choices=ACCELERATE_MODES,
-                    help="eager (reference path, default); lossless: compiled blocks, cuDNN attention, VAE "
-                         "channels_last (not compiled on a CPU); lossy: lossless plus fp8 matmuls (CUDA sm_89+) "
-                         "[env IDRIFT_ACCELERATE]")
-    group.addoption("--idrift-step-cache", default=os.environ.get("IDRIFT_STEP_CACHE"), type=step_cache_threshold,
-                    metavar="THRESHOLD",
-                    help="First-Block-Cache with this threshold, e.g. 0.12: skips backbone work on similar steps. "
-                         "LOSSY. Default off [env IDRIFT_STEP_CACHE]")
-    group.addoption("--idrift-memory", default=_env(env_choice, "IDRIFT_MEMORY", MEMORY_MODES, "off"), choices=MEMORY_MODES,
-                    help="off (default); offload: one resident backbone, text encoders offloaded (lossless); "
-                         "offload-8bit: also 8-bit block weights (LOSSY) [env IDRIFT_MEMORY]")
-    group.addoption("--idrift-allow-lossy-baselines", action="store_true",
-                    default=_env(env_flag, "IDRIFT_ALLOW_LOSSY_BASELINES", False),
-                    help="let --idrift-update-baselines write a baseline from a lossy pipeline (its provenance says "
-                         "lossy) [env IDRIFT_ALLOW_LOSSY_BASELINES=1]")
-    group.addoption("--idrift-lora", action="append", default=[], metavar="PATH[:SCALE]",
-                    help="load this FLUX LoRA on the backbones (repeatable; SCALE default 1), as InfiniteYou's "
-                         "load_loras does; part of every sample's key")
-    group.addoption("--idrift-rounds", type=int, metavar="N",
-                    default=_env(lambda name, default: env_int(name, default, minimum=1), "IDRIFT_ROUNDS", None),
-                    help="timed rounds per latency arm after warm-up (default: 10 on CUDA, 2 on the CPU; "
-                         "idrift.metrics.latency.DEFAULT_ROUNDS) [env IDRIFT_ROUNDS]")
-    group.addoption("--idrift-warmup-rounds", type=int, metavar="N",
-                    default=_env(lambda name, default: env_int(name, default, minimum=0), "IDRIFT_WARMUP_ROUNDS", None),
-                    help="untimed warm-up rounds per latency arm (default: 2 on CUDA, 1 on the CPU) "
-                         "[env IDRIFT_WARMUP_ROUNDS]")
-    from idrift.models.paths import add_pytest_options
-
-    add_pytest_options(group)
-
-
-def _parse_shard(text: str | None):
-    if not text:
-        return None
-    from idrift.sharding import parse_shard
-
-    return parse_shard(text)
+    add_options(parser)  # idrift.pytest_options: the --idrift-* options and their IDRIFT_* defaults
 
 
 def _session(config):
     if _SESSION_KEY not in config.stash:
-        from idrift.models.paths import options_from_pytest
-        from idrift.session import BenchmarkSession, SessionOptions
+        from idrift.session import BenchmarkSession
 
-        options = SessionOptions(
-            profile=config.getoption("--idrift-profile"), tier=config.getoption("--idrift-tier"),
-            baseline=config.getoption("--idrift-baseline"), store=config.getoption("--idrift-store"),
-            fresh=config.getoption("--idrift-fresh"), require_real=config.getoption("--idrift-require-real"),
-            strict=config.getoption("--idrift-strict"),
-            update_baselines=config.getoption("--idrift-update-baselines"),
-            identities=config.getoption("--idrift-identities"), aggregation=config.getoption("--idrift-aggregation"),
-            shard=_parse_shard(config.getoption("--idrift-shard")), weights=options_from_pytest(config),
-            accelerate=config.getoption("--idrift-accelerate"), step_cache=config.getoption("--idrift-step-cache"),
-            memory=config.getoption("--idrift-memory"),
-            allow_lossy_baselines=config.getoption("--idrift-allow-lossy-baselines"),
-            batch_size=config.getoption("--idrift-batch-size"), loras=tuple(config.getoption("--idrift-lora") or ()),
-            rounds=config.getoption("--idrift-rounds"), warmup_rounds=config.getoption("--idrift-warmup-rounds"),
-            invocation=shlex.join(["pytest", *config.invocation_params.args]),
-        )
+        options = session_options(config)
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         if worker and options.fresh:
             options.fresh = False  # only the controller may wipe the store (pytest_configure below)
@@ -146,10 +52,11 @@ def pytest_cmdline_main(config):
     # xdist_group marks, below).
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
         config.option.dist = "loadgroup"
-    if _ENV_ERRORS:  # IDRIFT_BATCH_SIZE=abc, IDRIFT_REQUIRE_REAL=maybe, IDRIFT_PROFILE=nonsense: one line
-        raise pytest.UsageError(_ENV_ERRORS[0])
+    if ENV_ERRORS:  # IDRIFT_BATCH_SIZE=abc, IDRIFT_REQUIRE_REAL=maybe, IDRIFT_PROFILE=nonsense: one line
+        raise pytest.UsageError(ENV_ERRORS[0])
     try:
-        _parse_shard(config.getoption("--idrift-shard", default=None))  # a bad i/n: one line, before anything runs
+        # a bad i/n: one line, before anything runs
+        parse_shard_option(config.getoption("--idrift-shard", default=None))
     except IdriftError as exc:
         raise pytest.UsageError(str(exc)) from exc
     if config.getoption("--idrift-update-baselines", default=False) and (
@@ -230,8 +137,15 @@ def _family(item) -> str | None:
 
 SHARD_SKIP = ("--idrift-shard: this job runs only its shard's samples; judge the claims on the merged store "
               "(`idrift merge`, then --idrift-store MERGED)")
-XDIST_LATENCY_SKIP = ("latency is measured in one process (pytest-benchmark turns itself off under pytest-xdist, and "
-                      "the speed-up needs both arms in one session): run `pytest benchmarks/test_latency.py` without -n")
+XDIST_TIMED_SKIP = ("timed claims are measured in one process (pytest-benchmark turns itself off under "
+                    "pytest-xdist, and a speed-up needs both arms in one session): run `pytest "
+                    "benchmarks/test_latency.py benchmarks/test_speed.py` without -n")
+
+
+def _timed(item) -> bool:
+    """Whether the item belongs to a family of timed claims (those that measure `latency`)."""
+    family = _family(item)
+    return family is not None and any("latency" in claim.metrics for claim in claims_in_family(family))
 
 
 @pytest.hookimpl(trylast=True)  # after xdist has tagged the test ids with their group
@@ -245,8 +159,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if sharded and _family(item) and "idrift_sample" not in item.fixturenames:
             item.add_marker(pytest.mark.skip(reason=SHARD_SKIP))  # claims (and latency) need the whole grid
-        elif worker and _family(item) == "latency":
-            item.add_marker(pytest.mark.skip(reason=XDIST_LATENCY_SKIP))
+        elif worker and _timed(item):
+            item.add_marker(pytest.mark.skip(reason=XDIST_TIMED_SKIP))
     if worker:
         # Claim tests last (a stable sort): a claim generates whatever samples are missing, so run early
         # it would duplicate the work that the sample tests spread over the workers.
@@ -259,7 +173,8 @@ def _check_xdist_groups(items) -> None:
         from importlib.metadata import version
 
         warnings.warn(pytest.PytestWarning(
-            f"--dist loadgroup has no effect with pytest {pytest.__version__} and pytest-xdist {version('pytest-xdist')} "
+            f"--dist loadgroup has no effect with pytest {pytest.__version__} and pytest-xdist "
+            f"{version('pytest-xdist')} "
             "(pytest-dev/pytest-xdist#1386: xdist cannot tag the test ids with their xdist_group any more), so the "
             "samples of one trajectory run or backbone are spread over the workers one by one. Results are still "
             "right (a sample found in the store is not generated again) but work may be repeated: use pytest<9.2."))
@@ -337,7 +252,8 @@ def check_claim(session, claim, request) -> None:
         import warnings
 
         warnings.warn(pytest.PytestWarning("\n".join(
-            [f"idrift: baseline {session.baseline.path} was made on another setup; the comparison is not like for like:"]
+            [f"idrift: baseline {session.baseline.path} was made on another setup; "
+             "the comparison is not like for like:"]
             + [f"provenance: {n}" for n in notes])), stacklevel=2)
     if skips and len(skips) == len(outcomes) or (skips and require_real):
         reason = f"{claim.id}: {skips[0].reason}"

@@ -172,8 +172,8 @@ class Runner:
             if not batch:
                 continue
             first = batch[0][0]
-            bar.set_postfix_str(f"{first.config_label} {first.sample_label}" + (f" +{len(batch) - 1}" if len(batch) > 1 else ""),
-                                refresh=False)
+            more = f" +{len(batch) - 1}" if len(batch) > 1 else ""
+            bar.set_postfix_str(f"{first.config_label} {first.sample_label}{more}", refresh=False)
             self._generate_batch_leased(batch)
             bar.update(sum(len(group) for group in batch))
         while deferred:  # another process is making these: wait for it, or take over a freed lease
@@ -230,8 +230,8 @@ class Runner:
             batch = [[group[0].replace(steps=k) for k in steps] for group in batch]
         try:
             started = time.perf_counter()
-            results = self.ctx.pipeline_for(first.acceleration).generate_batch([_run_spec(group) for group in batch], reference,
-                                                       trajectory_steps=steps)
+            pipeline = self.ctx.pipeline_for(first.acceleration)
+            results = pipeline.generate_batch([_run_spec(group) for group in batch], reference, trajectory_steps=steps)
             seconds = dict(results[0].stage_seconds, total=time.perf_counter() - started)
         except NonFiniteError as exc:
             if len(batch) > 1:  # find the bad sample(s) alone: their batch mates must not fail with them
@@ -239,7 +239,8 @@ class Runner:
                     self._generate_batch([group])
                 return
             for spec in batch[0]:  # the sample is failed; the run goes on
-                where = f"; sample {spec.key} is step {spec.steps} of that trajectory run" if spec.mode == "trajectory" else ""
+                where = (f"; sample {spec.key} is step {spec.steps} of that trajectory run"
+                         if spec.mode == "trajectory" else "")
                 store.record_failure(spec, f"{exc}{where}")
             return
         for group, result in zip(batch, results):
@@ -279,6 +280,7 @@ class Runner:
                                         identity=spec.identity, key=spec.key)
                 store.put_metrics(spec.key, name, metric.version, metric.measure(sample))
         lpips_metric = self.ctx.lpips_metric
-        if "lpips" in metrics and lpips_metric is not None and store.needs_metric(spec.key, "lpips", lpips_metric.version):
+        if ("lpips" in metrics and lpips_metric is not None
+                and store.needs_metric(spec.key, "lpips", lpips_metric.version)):
             distance = lpips_metric.distance(record.load_image(), reference.image)
             store.put_metrics(spec.key, "lpips", lpips_metric.version, {"lpips": float(distance)})

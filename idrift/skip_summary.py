@@ -27,8 +27,8 @@ def skip_reason(report) -> str:
 
 
 def skip_lines(reports) -> list[str]:
-    """'N skipped: reason' per distinct reason ('N skipped (claims): reason' where claims share it), most frequent first,
-    ties in first-seen order."""
+    """'N skipped: reason' per distinct reason ('N skipped (claims): reason' where claims share it), most
+    frequent first, ties in first-seen order."""
     counts: dict[str, int] = {}
     claims: dict[str, list[str]] = {}
     for report in reports:

@@ -150,7 +150,8 @@ class Figure:
         """'0.012 [−0.01, 0.03], n=6' for a verdict line."""
         if self.exact:
             return f"{self.value:.{digits}g} (exact)"
-        ci = "no interval" if self.ci is None else f"{CONFIDENCE:.0%} CI [{self.ci[0]:.{digits}g}, {self.ci[1]:.{digits}g}]"
+        ci = ("no interval" if self.ci is None
+              else f"{CONFIDENCE:.0%} CI [{self.ci[0]:.{digits}g}, {self.ci[1]:.{digits}g}]")
         return f"{self.value:.{digits}g}, {ci}, n={self.n}"
 
 
@@ -235,14 +236,15 @@ def median_figure(seconds, *, confidence: float = CONFIDENCE, seed: int = 0) -> 
     if x.size < 2 or np.all(x == x[0]):
         return Figure(value, int(x.size), None, None, "too few timings for an interval")
     sem, ci = _timing_bootstrap((x,), lambda a, axis: np.median(a, axis=axis), confidence, seed)
-    return Figure(value, int(x.size), sem, ci, f"{confidence:.0%} percentile bootstrap of the median over {x.size} rounds")
+    return Figure(value, int(x.size), sem, ci,
+                  f"{confidence:.0%} percentile bootstrap of the median over {x.size} rounds")
 
 
 def ratio_figure(numerator, denominator, *, center=np.median, confidence: float = CONFIDENCE,
                  n_resamples: int = N_RESAMPLES, seed: int = 0) -> Figure:
     """center(numerator) / center(denominator) (a speed-up from repeated timings of two arms in one run),
     the arms' rounds resampled independently. The claim's figure is the ratio of medians; the regression
-    gate (idrift.baselines.gate.ratio_gate) takes the ratio of means."""
+    gate (idrift.baselines.timing.ratio_gate) takes the ratio of means."""
     num, den = np.atleast_1d(np.asarray(numerator, float)), np.atleast_1d(np.asarray(denominator, float))
     value = float(center(num) / center(den))
     n = int(min(num.size, den.size))
@@ -259,7 +261,9 @@ def mde(sem: float, *, confidence: float = CONFIDENCE, power: float = POWER) -> 
     return (z(confidence) + float(stats.norm.ppf(power))) * sem
 
 
-def n_to_decide(n: int, sem: float, effect: float, *, confidence: float = CONFIDENCE, power: float = POWER) -> int | None:
+def n_to_decide(
+    n: int, sem: float, effect: float, *, confidence: float = CONFIDENCE, power: float = POWER
+) -> int | None:
     """Independent units at which `effect` is detected with `power` (sem shrinks as 1/sqrt(n))."""
     if not effect or not sem or not n:
         return None

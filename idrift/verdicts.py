@@ -34,6 +34,14 @@ SEVERITY = {FAIL: 3, INCONCLUSIVE: 2, NOT_JUDGEABLE: 1, NOT_INFORMATIVE: 0, PASS
 _OLD = {"pass": PASS, "fail": FAIL, "skip": NOT_JUDGEABLE, "inconclusive": INCONCLUSIVE,
         "not judgeable": NOT_JUDGEABLE, "insufficient": INCONCLUSIVE, "not comparable": NOT_JUDGEABLE}
 
+# Why a profile cannot judge identity and LPIPS claims, and what to do: printed once per skipped claim.
+SKIP_REASONS = {
+    "tiny": "tiny random models make no faces: identity/LPIPS claims need --idrift-profile real with the FLUX, "
+            "InfiniteYou and antelopev2 weights (see `idrift weights check`)",
+    "synthetic": "synthetic random weights make no faces: identity/LPIPS claims need --idrift-profile real with "
+                 "the FLUX, InfiniteYou and antelopev2 weights (see `idrift weights check`)",
+}
+
 HIGHER, LOWER, EQUAL = "higher_is_better", "lower_is_better", "equal"
 # (metric-id prefix, direction, part). First match wins; "trajectory_" figures are read without it.
 METRICS: tuple[tuple[str, str, str], ...] = (
@@ -132,7 +140,7 @@ def inconclusive_reason(op: str, bound: float, figure: Figure) -> str:
 
 
 def gate_word(verdict) -> str:
-    """The word of a regression-gate verdict (idrift.baselines.gate.Verdict), by `decide`: the interval
+    """The word of a regression-gate verdict (idrift.baselines.verdict.Verdict), by `decide`: the interval
     of (candidate - baseline) against the tolerance margin on the side the direction allows."""
     status = verdict.status
     if status in ("not judgeable", "not comparable"):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from idrift.faces.standin import (
+from idrift.faces.synthetic import (
     SYNTH_AGE,
     SYNTH_DET_SIZE,
     SYNTH_FACE_BOX_DET,
@@ -73,7 +73,7 @@ def synthetic_antelopev2(tmp_path_factory) -> SyntheticAntelopev2:
 
 
 # --------------------------------------------------------------------------------------------------
-# A synthetic antelopev2 folder, built by idrift.faces.standin.build_synthetic_antelopev2. No real
+# A synthetic antelopev2 folder, built by idrift.faces.synthetic.build_synthetic_antelopev2. No real
 # antelopev2 weights exist offline, so these ONNX files have the real files' names, input/output names
 # and shapes (so insightface routes and runs them exactly as the real ones) but fixed, known behaviour:
 #   detector: always reports one face at FACE_BOX (score 0.9) and a weak one (score 0.3), for a

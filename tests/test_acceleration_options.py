@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from idrift.accel.plan import AccelerationPlan
-from idrift.baselines.gate import provenance_mismatches
 from idrift.baselines.io import load_baseline
+from idrift.baselines.provenance import provenance_mismatches
 from idrift.baselines.update import update_baseline
 from idrift.claims import CLAIMS_BY_ID
 from idrift.config import RunSpec
@@ -76,7 +76,8 @@ def test_acceleration_plan_labels():
     assert lossy.label == "lossy:fp8+fbc0.12+8bit" and lossy.lossy and not lossy.reversible
     assert [t.name for t in lossy.techniques] == ["fp8", "memory_offload_8bit", "step_cache"]
     assert AccelerationPlan("lossless", step_cache=0.12).label == "lossy:lossless+fbc0.12"  # not eager + fbc
-    for plan in (AccelerationPlan(), lossy, AccelerationPlan("lossless", memory="offload"), AccelerationPlan(step_cache=0.08)):
+    for plan in (AccelerationPlan(), lossy, AccelerationPlan("lossless", memory="offload"),
+                 AccelerationPlan(step_cache=0.08)):
         assert AccelerationPlan.from_label(plan.label) == plan
     for bad in ("fast", "lossless+lossless", "fp8", "lossy:lossless", "lossy:fbc", "fbc0.12", "lossy:fbc0.12+fp8"):
         with pytest.raises(ValueError, match="acceleration label"):
@@ -226,8 +227,8 @@ def test_idrift_run_help_lists_the_options(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--help"])
     shown = capsys.readouterr().out
-    for option in ("--accelerate {eager,lossless,lossy}", "--step-cache THRESHOLD", "--memory {off,offload,offload-8bit}",
-                   "--batch-size N"):
+    for option in ("--accelerate {eager,lossless,lossy}", "--step-cache THRESHOLD",
+                   "--memory {off,offload,offload-8bit}", "--batch-size N"):
         assert option in shown
 
 

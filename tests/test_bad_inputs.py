@@ -633,7 +633,8 @@ def test_resume_from_another_directory_regenerates_a_truncated_image(capsys, tmp
 
     monkeypatch.setenv("IDRIFT_CACHE", str(tmp_path / "cache"))
     full = load_manifest(builtin_identity_set())
-    one = write_manifest(full.path.parent / "one.json", full.entries[:1], created_with={"tool": "tests/test_bad_inputs.py"})
+    one = write_manifest(full.path.parent / "one.json", full.entries[:1],
+                         created_with={"tool": "tests/test_bad_inputs.py"})
     args = ["run", "--profile", "tiny", "--claims", "figure5_guidance", "--out", str(tmp_path / "run"),
             "--identities", str(one)]
     (tmp_path / "a").mkdir()

@@ -12,15 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from idrift.baselines.gate import (
-    Verdict,
-    absolute_latency_gate,
-    band_gate,
-    compare_metric,
-    paired_gate,
-    provenance_mismatches,
-    ratio_gate,
-)
+from idrift.baselines.band import band_gate
+from idrift.baselines.gate import compare_metric
 from idrift.baselines.io import (
     Baseline,
     ClaimBaseline,
@@ -30,7 +23,11 @@ from idrift.baselines.io import (
     resolve_baseline,
     write_baseline,
 )
+from idrift.baselines.paired import paired_gate
+from idrift.baselines.provenance import provenance_mismatches
 from idrift.baselines.schema import SCHEMA_VERSION
+from idrift.baselines.timing import absolute_latency_gate, ratio_gate
+from idrift.baselines.verdict import Verdict
 from idrift.claims import CLAIMS
 from idrift.errors import BaselineError
 
@@ -150,8 +147,10 @@ def test_paper_speedup_and_latency_through_compare_metric():
     assert v.status == "fail"  # 2.1 s > 1.73 s + 10%
     # figure 3: "virtually all" read as >= 0.9
     frac = b.metric("figure3_per_identity", "fraction_schnell_ge_dev")
-    assert compare_metric("figure3_per_identity", "fraction_schnell_ge_dev", frac, candidate_aggregate=26 / 28).status == "pass"
-    assert compare_metric("figure3_per_identity", "fraction_schnell_ge_dev", frac, candidate_aggregate=25 / 28).status == "fail"
+    assert compare_metric("figure3_per_identity", "fraction_schnell_ge_dev", frac,
+                          candidate_aggregate=26 / 28).status == "pass"
+    assert compare_metric("figure3_per_identity", "fraction_schnell_ge_dev", frac,
+                          candidate_aggregate=25 / 28).status == "fail"
 
 
 # ----------------------------------------------------------------------------------- malformed files
@@ -178,7 +177,8 @@ MALFORMED = {
     "wrong_direction": (SPEEDUP + ("direction",), "up",
                         "claims.latency.metrics.speedup.direction: 'up' is not one of"),
     "misspelt_field": (SPEEDUP + ("tolerence",), 0.1, "'tolerence' was unexpected"),
-    "unknown_claim": (("claims", "tabel1_backbone_swap"), {"protocol": "x", "metrics": {}}, "key 'tabel1_backbone_swap'"),
+    "unknown_claim": (("claims", "tabel1_backbone_swap"), {"protocol": "x", "metrics": {}},
+                      "key 'tabel1_backbone_swap'"),
     "aggregate_not_number": (SPEEDUP + ("aggregate",), "5.9", "claims.latency.metrics.speedup.aggregate"),
     "bad_sample_key": (SPEEDUP + ("samples",), {"no-pipes": 1.0}, "claims.latency.metrics.speedup.samples"),
     "n_not_sample_count": (SPEEDUP + ("samples",), {"a|portrait|0|dev-28": 1.0},
@@ -467,7 +467,8 @@ def test_absolute_latency_only_on_the_same_gpu():
                               claim="table1_backbone_swap", metric="latency_s[schnell-4]")
     assert v.status == "not comparable" and v.difference is None
     assert "H100" in v.message() and "RTX PRO 6000" in v.message() and "speedup" in v.message()
-    assert absolute_latency_gate(1.0, 1.0, candidate_gpu=None, baseline_gpu=None, tolerance=0.1).status == "not comparable"
+    assert absolute_latency_gate(1.0, 1.0, candidate_gpu=None, baseline_gpu=None,
+                                 tolerance=0.1).status == "not comparable"
     same = {"candidate_gpu": "NVIDIA H100 80GB HBM3", "baseline_gpu": "nvidia h100 80gb hbm3", "tolerance": 0.1}
     assert absolute_latency_gate(1.05, 1.0, **same).status == "pass"
     assert absolute_latency_gate(1.25, 1.0, **same).status == "fail"
@@ -483,7 +484,8 @@ def test_provenance_mismatches():
            "packages": {"torch": "2.4.0", "diffusers": "0.43.1", "numpy": "2.0"},
            "weights": {"transformer": "aaa", "infusenet": "ccc"}}
     flags = provenance_mismatches(base, run)
-    assert flags == ["weights.infusenet: baseline bbb, this run ccc", "packages.diffusers: baseline 0.42.0, this run 0.43.1"]
+    assert flags == ["weights.infusenet: baseline bbb, this run ccc",
+                     "packages.diffusers: baseline 0.42.0, this run 0.43.1"]
     run2 = {**run, "profile": "synthetic", "gpu": "NVIDIA H200", "weights": {"transformer": "aaa"}}
     flags = provenance_mismatches(base, run2)
     assert "profile: baseline 'real', this run 'synthetic'" in flags
@@ -499,7 +501,8 @@ def test_verdict_message_for_not_comparable_has_no_numbers_invented():
     v = Verdict(claim="c", metric="m", status="insufficient", baseline=None, candidate=None, difference=None,
                 interval=None, tolerance=0.01, direction="higher_is_better", n=0, notes=["why"])
     msg = v.message()
-    assert "INCONCLUSIVE: c / m" in msg  # too few pairs: the interval cannot decide and "note: why" in msg and "interval    -" in msg
+    assert "INCONCLUSIVE: c / m" in msg  # too few pairs: the interval cannot decide
+    assert "note: why" in msg and "interval    -" in msg
 
 
 def test_bad_rule_arguments_are_errors():
@@ -515,8 +518,9 @@ pair_values = st.lists(st.floats(min_value=0.0, max_value=1.0, allow_nan=False),
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(base=pair_values, noise=st.lists(st.floats(-0.1, 0.1), min_size=30, max_size=30), order_seed=st.integers(0, 10**6),
-       tolerance=st.sampled_from([0.0, 0.005, 0.02]), direction=st.sampled_from(["higher_is_better", "lower_is_better", "equal"]))
+@given(base=pair_values, noise=st.lists(st.floats(-0.1, 0.1), min_size=30, max_size=30),
+       order_seed=st.integers(0, 10**6), tolerance=st.sampled_from([0.0, 0.005, 0.02]),
+       direction=st.sampled_from(["higher_is_better", "lower_is_better", "equal"]))
 def test_gate_is_invariant_to_key_order(base, noise, order_seed, tolerance, direction):
     ks = keys(len(base))
     b = dict(zip(ks, base))

@@ -114,7 +114,8 @@ def test_run_writes_results_with_provenance(run_dir, first_run):
     assert guidance["figures"]["samples_varying_with_guidance"] == 0.0
     assert [(o["metric"], o["status"]) for o in guidance["expectations"]] == [
         ("samples_varying_with_guidance", "PASS"), ("id_sim_range", "NOT JUDGEABLE")]
-    assert guidance["verdict"] == "NOT JUDGEABLE" and guidance["verdict_parts"] == "structural PASS; identity NOT JUDGEABLE"
+    assert guidance["verdict"] == "NOT JUDGEABLE"
+    assert guidance["verdict_parts"] == "structural PASS; identity NOT JUDGEABLE"
     assert len(guidance["samples"]["id_sim[schnell-4-g0]"]) == N_PROMPTS
     # Latency: timed by the one timer (the CPU's default rounds after a warm-up), figures as the pytest path
     # derives them.
@@ -122,7 +123,8 @@ def test_run_writes_results_with_provenance(run_dir, first_run):
 
     latency = doc["latency"]
     rounds = DEFAULT_ROUNDS["cpu"][1]
-    assert set(latency) == {"dev-28", "schnell-4", "dev-4"} and all(len(t["seconds"]) == rounds for t in latency.values())
+    assert set(latency) == {"dev-28", "schnell-4", "dev-4"}
+    assert all(len(t["seconds"]) == rounds for t in latency.values())
     figures = doc["claims"]["latency"]["figures"]
     assert figures["latency_s[dev-28]"] == pytest.approx(np.median(latency["dev-28"]["seconds"]))
     assert figures["speedup"] == pytest.approx(figures["latency_s[dev-28]"] / figures["latency_s[schnell-4]"])
@@ -275,12 +277,13 @@ def test_compare_identical_run_passes(workdir, run_dir, blessed):
 def test_latency_is_read_from_the_store(workdir, run_dir):
     """The timed rounds live with the arms' samples (the metric `latency`): re-evaluating the run from its
     store gives the latency figures without results.json's copy of the timings."""
-    from idrift.commands.run import load_run
+    from idrift.run_folder import load_run
     from idrift.store import ResultsStore
 
     doc = results(run_dir)
     with ResultsStore(run_dir / "store", readonly=True) as store:
-        stored = [store.get(key).metrics["latency"]["values"]["seconds"] for key in doc["claims"]["latency"]["spec_keys"]]
+        stored = [store.get(key).metrics["latency"]["values"]["seconds"]
+                  for key in doc["claims"]["latency"]["spec_keys"]]
     assert sorted(map(sorted, stored)) == sorted(sorted(t["seconds"]) for t in doc["latency"].values())
     copy = workdir / "run-no-latency-copy"
     if not copy.exists():

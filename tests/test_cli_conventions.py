@@ -51,7 +51,7 @@ def test_variables_set_run_options_and_the_command_line_wins():
 
 
 def test_every_variable_is_one_pytest_reads():
-    plugin = (REPO / "idrift" / "pytest_plugin.py").read_text()
+    plugin = (REPO / "idrift" / "pytest_options.py").read_text()  # the --idrift-* options and their variables
     for name in ENV_OF_DEST.values():
         assert f'"{name}"' in plugin, name
 

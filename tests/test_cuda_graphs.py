@@ -42,7 +42,8 @@ def test_graphs_are_refused_where_they_cannot_run():
 
 def test_memory_mode_refuses_a_pipeline_with_graphs():
     pipe = InfiniteYouPipeline(build_tiny_bundle())
-    pipe.hooks.call_graphs = object()  # a stand-in: real CallGraphs need CUDA; fit_memory only asks whether there are any
+    # a stand-in: real CallGraphs need CUDA; fit_memory only asks whether there are any
+    pipe.hooks.call_graphs = object()
     with pytest.raises(MemoryModeError, match="cuda_graphs=False"):
         fit_memory(pipe)
     assert getattr(pipe, "_memory_applied", None) is None

@@ -2,7 +2,9 @@
 claim is added by editing exactly the files the doc lists (idrift/claims.py, idrift/baselines/schema.py and a
 new benchmarks/test_<family>.py), then `pytest` on its family judges it on the tiny profile (four samples:
 one sample has no interval, so its word could only be INCONCLUSIVE) and
-`--idrift-update-baselines` writes it into a baseline. If the recipe needs another file, this test fails."""
+`--idrift-update-baselines` writes it into a baseline. If the recipe needs another file, this test fails.
+Likewise a throwaway backbone: its registry entry alone gives it options, a layout check, tiny weights that
+generate an image and a real loader."""
 
 from __future__ import annotations
 
@@ -39,6 +41,41 @@ def test_sample(idrift_session, idrift_sample):
 
 def test_claim(idrift_session, idrift_claim, request):
     check_claim(idrift_session, idrift_claim, request)
+'''
+
+
+BACKBONE = '''
+REGISTRY = (*REGISTRY, Backbone("throwaway", "FLUX.1-throwaway", guidance=1.5, guidance_embeds=True,
+                                 scheduler=FLOW_MATCH_DEV, seed_offset=23, hub_id="example/FLUX.1-throwaway"))
+'''
+USES_BACKBONE = '''
+import tempfile
+
+from tiny_runs import pixels, tiny_reference, tiny_spec
+from idrift.claims import Arm
+from idrift.config import BACKBONE_GUIDANCE, BACKBONES
+from idrift.models.layout import save_tiny_as_real_layout
+from idrift.models.paths import OPTIONS_BY_FIELD, resolve_weight_paths
+from idrift.models.real import load_real_bundle
+from idrift.models.tiny import build_tiny_bundle
+from idrift.models.weights_check import COMPONENTS, check_weights
+from idrift.pipeline.infinite_you import InfiniteYouPipeline
+
+assert BACKBONES == ("dev", "schnell", "throwaway") and BACKBONE_GUIDANCE["throwaway"] == 1.5
+opt = OPTIONS_BY_FIELD["flux_throwaway"]
+assert (opt.option, opt.cli_option, opt.env, opt.default) == (
+    "--idrift-flux-throwaway", "--flux-throwaway", "IDRIFT_FLUX_THROWAWAY", "example/FLUX.1-throwaway")
+assert resolve_weight_paths(env={"IDRIFT_FLUX_THROWAWAY": "/x"}).flux_throwaway == "/x"
+assert "flux_throwaway" in COMPONENTS
+bundle = build_tiny_bundle()
+assert bundle.backbone("throwaway").config.guidance_embeds and "flux_throwaway" in bundle.fingerprints
+arm = Arm("throwaway", 2)
+spec = tiny_spec(backbone=arm.backbone, steps=arm.steps, guidance=arm.guidance_scale)
+assert pixels(InfiniteYouPipeline(bundle)(spec, tiny_reference())).std() > 5
+layout = save_tiny_as_real_layout(tempfile.mkdtemp())
+assert all(s.found for s in check_weights(layout, ["flux_throwaway"], shared_from="throwaway")), layout
+real = load_real_bundle(layout, device="cpu", backbones=("throwaway",))
+assert list(real.backbone_factories) == ["throwaway"] and real.backbone("throwaway").config.guidance_embeds
 '''
 
 
@@ -86,3 +123,18 @@ def test_a_new_claim_takes_exactly_the_documented_files(tmp_path):
     assert re.search(r"throwaway_schnell1: pixel_mean\[schnell-1\] > 0 .*-> PASS", out), out[-4000:]
     written = json.loads(baseline.read_text())["claims"]["throwaway_schnell1"]["metrics"]
     assert written["pixel_mean[schnell-1]"]["aggregate"] > 0
+
+
+def test_a_new_backbone_takes_exactly_the_documented_files(tmp_path):
+    assert recipe_files("A backbone") == ["idrift/models/backbones.py", "idrift/claims.py"]
+    root = tmp_path / "repo"
+    shutil.copytree(REPO / "idrift", root / "idrift", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    registry = root / "idrift" / "models" / "backbones.py"
+    marker = "\nBY_NAME: dict"
+    assert marker in registry.read_text()
+    registry.write_text(registry.read_text().replace(marker, BACKBONE + marker, 1))
+    # The claims that use it need no more than an Arm of it (USES_BACKBONE makes one).
+    env = {"PYTHONPATH": f"{root}:{REPO / 'tests'}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", USES_BACKBONE], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]

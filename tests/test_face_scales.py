@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from idrift.data.identities import build_identity_set
+from idrift.data.identity_builder import build_identity_set
 from idrift.faces import load_image
 from idrift.faces.scales import DLIB_DESCRIPTOR_NORM, DLIB_DISTANCE, SCALES, scale_of
 

@@ -156,7 +156,8 @@ def test_provider_report_flags_a_cpu_and_gpu_double_install():
     report = provider_report(available=["CUDAExecutionProvider", "CPUExecutionProvider"], distributions=both,
                              torch_cuda=True)
     assert report["double_install"] is True
-    assert "onnxruntime 1.32.0" in report["double_install_note"] and "onnxruntime-gpu 1.31.1" in report["double_install_note"]
+    assert "onnxruntime 1.32.0" in report["double_install_note"]
+    assert "onnxruntime-gpu 1.31.1" in report["double_install_note"]
     single = provider_report(available=["CPUExecutionProvider"], distributions={"onnxruntime": "1.32.0",
                                                                                   "onnxruntime-gpu": None})
     assert single["double_install"] is False and single["double_install_note"] is None
@@ -264,7 +265,7 @@ def test_build_identity_set_applies_the_age_filter_with_an_age_model(
     # With an age model the filter is applied (the synthetic genderage says 34 for every face).
     from PIL import Image
 
-    from idrift.data.identities import build_identity_set
+    from idrift.data.identity_builder import build_identity_set
 
     Image.fromarray(image_320).save(tmp_path / "a.png")
     with pytest.raises(IdriftError, match="no photo .* passed the filters"):
@@ -284,11 +285,12 @@ def test_reference_detection_falls_back_from_640_to_320_to_160(tmp_path, astrona
     """A detector that finds the face only at one detection size (a dynamic-input stand-in): the reference
     is found at the first size of 640, 320, 160 that finds it, in the photo's own pixels."""
     from idrift.faces.select import find_reference
-    from idrift.faces.standin import SYNTH_FACE_BOX_DET, build_synthetic_antelopev2
+    from idrift.faces.synthetic import SYNTH_FACE_BOX_DET, build_synthetic_antelopev2
 
     backend = ArcFaceBackend(build_synthetic_antelopev2(tmp_path, face_at_det_size=face_at))
     assert backend.static_det_size is None and backend.reference_det_sizes == ((640, 640), (320, 320), (160, 160))
-    assert [len(backend.detect(astronaut, det_size=(s, s))) for s in (640, 320, 160)] == [int(s == face_at) for s in (640, 320, 160)]
+    assert [len(backend.detect(astronaut, det_size=(s, s))) for s in (640, 320, 160)] == [
+        int(s == face_at) for s in (640, 320, 160)]
     found = find_reference(backend, astronaut, source="astronaut.png")
     assert found.det_size == (face_at, face_at) and found.n_faces == 1
     scale = astronaut.shape[1] / face_at  # the detector saw the 512 px photo at face_at px
@@ -299,7 +301,7 @@ def test_reference_detection_falls_back_from_640_to_320_to_160(tmp_path, astrona
 def test_reference_detection_with_no_face_at_any_size_names_the_photo(tmp_path, astronaut):
     from idrift.errors import NoFaceError
     from idrift.faces.select import find_reference
-    from idrift.faces.standin import build_synthetic_antelopev2
+    from idrift.faces.synthetic import build_synthetic_antelopev2
 
     backend = ArcFaceBackend(build_synthetic_antelopev2(tmp_path, face_at_det_size=480))  # never tried
     with pytest.raises(NoFaceError, match=r"^astronaut\.png: no face found"):
@@ -336,7 +338,8 @@ def test_model_root_defaults_to_insightfaces_own_root(monkeypatch, tmp_path, syn
 
 
 def test_weights_check_finds_antelopev2_in_insightfaces_root(monkeypatch, tmp_path, synthetic_antelopev2):
-    from idrift.models.paths import WeightPaths, check_weights
+    from idrift.models.paths import WeightPaths
+    from idrift.models.weights_check import check_weights
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path / "if_home"))
@@ -347,7 +350,8 @@ def test_weights_check_finds_antelopev2_in_insightfaces_root(monkeypatch, tmp_pa
     [found] = check_weights(paths, ["antelopev2"])
     assert found.found and found.path == str(tmp_path / "if_home" / "models" / "antelopev2")
     (tmp_path / "InfiniteYou" / "supports" / "insightface" / "models").mkdir(parents=True)
-    shutil.copytree(synthetic_antelopev2.folder, tmp_path / "InfiniteYou" / "supports" / "insightface" / "models" / "antelopev2")
+    shutil.copytree(synthetic_antelopev2.folder,
+                    tmp_path / "InfiniteYou" / "supports" / "insightface" / "models" / "antelopev2")
     assert paths.location("antelopev2").is_relative_to(tmp_path / "InfiniteYou")  # the InfiniteYou copy first
 
 
@@ -355,7 +359,8 @@ LOWEST_INSIGHTFACE = "IDRIFT_INSIGHTFACE_LOWEST"  # a folder with the lowest all
 
 
 @pytest.mark.skipif(not __import__("os").environ.get(LOWEST_INSIGHTFACE),
-                    reason=f"set {LOWEST_INSIGHTFACE} to a folder holding insightface 0.7.3 (pip install --target; .ci/run does)")
+                    reason=f"set {LOWEST_INSIGHTFACE} to a folder holding insightface 0.7.3 "
+                           "(pip install --target; .ci/run does)")
 def test_backend_runs_on_the_lowest_allowed_insightface(tmp_path, synthetic_antelopev2):
     """insightface 0.7.3 (InfiniteYou's pin, pyproject's floor) has no detect(det_thresh=): the backend must
     run on it, threshold and fallback included. In a subprocess with that insightface first on the path."""
@@ -364,7 +369,7 @@ def test_backend_runs_on_the_lowest_allowed_insightface(tmp_path, synthetic_ante
     import sys
     from pathlib import Path
 
-    from idrift.faces.standin import build_synthetic_antelopev2
+    from idrift.faces.synthetic import build_synthetic_antelopev2
 
     repo = Path(__file__).resolve().parents[1]
     dynamic = build_synthetic_antelopev2(tmp_path / "dyn", face_at_det_size=320)

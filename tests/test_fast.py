@@ -51,7 +51,8 @@ def test_regional_compile_captures_every_block_whole_and_matches_eager(pipe, ref
                    for m in (tiny.backbone("dev"), tiny.backbone("schnell"), tiny.infusenet))
     assert report["transformed"]["blocks"] == n_blocks
     compiled = [m for m in tiny.backbone("dev").modules() if getattr(m, "_compiled_call_impl", None) is not None]
-    assert len(compiled) == len(tiny.backbone("dev").transformer_blocks) + len(tiny.backbone("dev").single_transformer_blocks)
+    assert len(compiled) == (len(tiny.backbone("dev").transformer_blocks)
+                             + len(tiny.backbone("dev").single_transformer_blocks))
     # fullgraph=True: a graph break would have raised. Blocks of one class share their graphs: a few
     # graphs per (class, shape), not one per block.
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]

@@ -1,5 +1,6 @@
 """The fast_paths claim: its summary from stored samples, its verdicts on a CPU, and the session's one
-pipeline per acceleration label (idrift.session_paths, idrift.evaluate_fast)."""
+pipeline per acceleration label (idrift.session.paths, idrift.evaluate.summaries.fast_paths) and its timing
+(idrift.session.timing)."""
 
 import pytest
 
@@ -87,7 +88,7 @@ def test_stock_compile_marks_the_repeated_blocks_and_undoes_them():
 
 def test_speedup_rounds_pair_each_path_with_its_reference():
     from idrift.evaluate import ClaimResult
-    from idrift.evaluate_fast import speedup_rounds
+    from idrift.evaluate.summaries.fast_paths import speedup_rounds
 
     result = ClaimResult(CLAIM, timings={"schnell-4": [1.0, 1.1], "schnell-4@stock-compile": [0.8, 0.9],
                                          "schnell-4@lossless": [0.5, 0.6]})
@@ -96,3 +97,58 @@ def test_speedup_rounds_pair_each_path_with_its_reference():
     assert speedup_rounds(result, "speedup_vs_eager[dev-28@lossless]") is None  # not timed
     assert speedup_rounds(result, "latency_s[schnell-4@lossless]") is None
     assert speedup_rounds(result, "speedup") is None  # the latency claim's: dev-28 and schnell-4 of one claim
+
+
+def test_a_spec_is_timed_once_per_session(tmp_path):
+    """latency and fast_paths share their eager arms: the second claim gets the first timing, so that the
+    stored rounds stay those the first claim was judged on."""
+    from idrift.metrics.latency import LATENCY_METRIC
+    from idrift.session import BenchmarkSession, SessionOptions
+
+    s = BenchmarkSession(SessionOptions(profile="tiny", cache_dir=str(tmp_path), store=str(tmp_path / "store"),
+                                        rounds=1, warmup_rounds=0))
+    [latency_arm] = [a for a in CLAIMS_BY_ID["latency"].arms if a.name == "schnell-4"]
+    [fast_arm] = [a for a in CLAIM.arms if a.name == "schnell-4"]
+    first = s.time_arm(latency_arm)
+    second = s.time_arm(fast_arm)
+    assert second is first and s.latency["schnell-4"] is first
+    stored = s.store.get(s.timed_spec(fast_arm)).metrics[LATENCY_METRIC]["values"]
+    assert stored["seconds"] == first["seconds"]
+
+
+def test_a_path_first_call_is_timed_before_its_sample_is_made(tmp_path, monkeypatch):
+    """first_call_s (and, on CUDA, compile_s) is the path's first call: timed before the sample of the
+    spec is generated, else compilation has already happened and the figure is a steady call."""
+    import idrift.session.timing as timing
+    from idrift.session import BenchmarkSession, SessionOptions
+
+    s = BenchmarkSession(SessionOptions(profile="tiny", cache_dir=str(tmp_path), store=str(tmp_path / "store"),
+                                        rounds=1, warmup_rounds=0))
+    [arm] = [a for a in CLAIM.arms if a.name == "schnell-4@lossless"]
+    spec = s.timed_spec(arm)
+    seen = []
+
+    def first_call(fn, device):  # the real timer, noting whether the store held the sample already
+        seen.append(s.store.get(spec) is not None)
+        return real(fn, device)
+
+    real = timing.timed_once
+    monkeypatch.setattr(timing, "timed_once", first_call)
+    values = s.time_arm(arm)
+    assert seen == [False] and values["first_call_s"] > 0
+    assert "compile_s" not in values  # a CPU's first call says nothing of a GPU's compile time
+    assert s.store.get(spec).ok
+
+
+def test_a_claim_lists_only_the_samples_it_evaluated(tmp_path):
+    """The paths this device cannot take are not run, so their samples are not among the claim's spec keys
+    (results.json's `spec_keys`): a report re-evaluates the claim from the store instead of falling back."""
+    from idrift.session import BenchmarkSession, SessionOptions
+
+    s = BenchmarkSession(SessionOptions(profile="tiny", cache_dir=str(tmp_path), store=str(tmp_path / "store")))
+    s.run_claim(CLAIM)
+    keys, every = s.spec_keys[CLAIM.id], s.specs(CLAIM)
+    cannot = {spec.key for spec in every if s.plan_reason(spec.acceleration) is not None}
+    assert cannot and not cannot & set(keys)  # stock-compile and fp8 need CUDA
+    assert len(keys) == len(every) - len(cannot)
+    assert all(s.store.get(key) is not None for key in keys)

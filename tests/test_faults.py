@@ -151,7 +151,8 @@ def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_pa
         # after a random few milliseconds more, so the kills fall inside image writes, transactions and
         # measurements alike, at any machine speed.
         rng = random.Random(KILL_SEED)
-        points = sorted(rng.sample(range(2, N_SAMPLES), 2) + rng.sample(range(N_SAMPLES + 1, 3 * N_SAMPLES - 1), KILLS - 2))
+        points = sorted(rng.sample(range(2, N_SAMPLES), 2)
+                        + rng.sample(range(N_SAMPLES + 1, 3 * N_SAMPLES - 1), KILLS - 2))
         history = []
         for point in points:
             pid = fork()

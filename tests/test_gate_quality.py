@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from idrift.baselines.gate import paired_gate
+from idrift.baselines.paired import paired_gate
 from idrift.baselines.simulate import main, normal_theory_rate, simulate_gate
 
 FAST = {"n_resamples": 999}

@@ -17,13 +17,13 @@ from PIL import Image
 from idrift.data.identities import (
     IdentityEntry,
     ManifestError,
-    build_identity_set,
     builtin_identity_set,
     builtin_source_image,
     builtin_spec,
     load_manifest,
     write_manifest,
 )
+from idrift.data.identity_builder import build_identity_set
 from idrift.errors import IdriftError
 from idrift.faces import load_image, reference_face
 

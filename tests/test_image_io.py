@@ -132,7 +132,8 @@ def test_16bit_grayscale_is_scaled_not_clipped():
     image = Image.fromarray(values)
     assert image.mode == "I;16"
     out = load_image(png_bytes(image))
-    # round(v * 255 / 65535): 0 -> 0, 257 -> 1, 32768 -> 128, 65535 -> 255 (PIL's convert("L") would give 255 for all but 0)
+    # round(v * 255 / 65535): 0 -> 0, 257 -> 1, 32768 -> 128, 65535 -> 255
+    # (PIL's convert("L") would give 255 for all but 0)
     assert out[0, ::10, 0].tolist() == [0, 1, 128, 255]
 
 

@@ -73,7 +73,8 @@ def test_bad_stage_use_is_refused() -> None:
     with pytest.raises(RuntimeError, match=nesting), timer.stage("backbone"), timer.stage("infusenet"):
         pass
     assert set(StageTimer("cpu", stages=("a", "b")).stages) == {"a", "b"}
-    assert STAGES == ("text_encoding", "id_embedding", "control_image", "infusenet", "backbone", "vae_decode", "face_metric", "lpips")
+    assert STAGES == ("text_encoding", "id_embedding", "control_image", "infusenet", "backbone", "vae_decode",
+                      "face_metric", "lpips")
 
 
 def test_memory_on_cpu() -> None:
@@ -158,7 +159,7 @@ BENCH_FILE = textwrap.dedent(
             with timer.stage("backbone"):
                 time.sleep(pause)
             return "image"
-        result = record_benchmark(
+        result, _ = record_benchmark(
             benchmark, run, rounds=3, warmup_rounds=1, extra_info={"provenance": {"profile": "tiny"}}
         )
         assert result == "image"
@@ -185,12 +186,14 @@ def test_benchmark_json_compare_and_fail(pytester: pytest.Pytester, monkeypatch:
     assert info["rss_peak_bytes"] > 0
 
     # Same speed against the saved run: the comparison passes.
-    result = pytester.runpytest("-p", "no:cacheprovider", storage, "--benchmark-compare", "--benchmark-compare-fail=min:500%")
+    result = pytester.runpytest("-p", "no:cacheprovider", storage, "--benchmark-compare",
+                                "--benchmark-compare-fail=min:500%")
     result.assert_outcomes(passed=1)
     assert result.ret == 0
 
     # 25x slower (sleep never returns early, so the minimum cannot hide it): the gate fails the session.
     monkeypatch.setenv("IDRIFT_TEST_PAUSE", "0.05")
-    result = pytester.runpytest("-p", "no:cacheprovider", storage, "--benchmark-compare", "--benchmark-compare-fail=min:500%")
+    result = pytester.runpytest("-p", "no:cacheprovider", storage, "--benchmark-compare",
+                                "--benchmark-compare-fail=min:500%")
     assert result.ret != 0
     assert "Performance has regressed" in result.stdout.str() + result.stderr.str()

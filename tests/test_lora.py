@@ -78,7 +78,8 @@ def test_loras_change_the_image_reach_both_backbones_and_scale_zero_changes_noth
     assert all(parse_lora(str(loras[0])).adapter_name in bundle.backbone(b).peft_config for b in ("dev", "schnell"))
     zero = build_tiny_bundle()
     apply_loras(zero, [f"{loras[0]}:0"])
-    assert np.array_equal(pixels(InfiniteYouPipeline(zero)(tiny_spec(), reference)), pixels(base(tiny_spec(), reference)))
+    zero_image = InfiniteYouPipeline(zero)(tiny_spec(), reference)
+    assert np.array_equal(pixels(zero_image), pixels(base(tiny_spec(), reference)))
 
 
 def test_loras_are_part_of_the_spec_key_and_the_provenance(loras, tmp_path):

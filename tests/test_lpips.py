@@ -154,15 +154,18 @@ def test_update_and_compute(metric):
         (np.zeros((32, 32), np.uint8), r"numpy array of shape \(32, 32\); expected \(H, W, 3\)"),
         (np.zeros((32, 32, 4), np.uint8), r"shape \(32, 32, 4\); expected \(H, W, 3\)"),
         (np.zeros((0, 32, 3), np.uint8), r"empty image"),
-        (torch.zeros(3, 32, 32, dtype=torch.uint8), r"tensor of dtype torch.uint8; expected a float tensor in \[0, 1\]"),
-        (torch.zeros(2, 3, 32, 32), r"tensor of shape \(2, 3, 32, 32\); expected one image, \(3, H, W\) or \(1, 3, H, W\)"),
+        (torch.zeros(3, 32, 32, dtype=torch.uint8),
+         r"tensor of dtype torch.uint8; expected a float tensor in \[0, 1\]"),
+        (torch.zeros(2, 3, 32, 32),
+         r"tensor of shape \(2, 3, 32, 32\); expected one image, \(3, H, W\) or \(1, 3, H, W\)"),
         (torch.zeros(4, 32, 32), r"tensor of shape \(4, 32, 32\); expected one image"),
         (torch.full((3, 32, 32), float("nan")), r"NaN or inf; expected finite values in \[0, 1\]"),
         (torch.full((3, 32, 32), -0.5), r"values span \[-0.5, -0.5\]; expected \[0, 1\].*\(x \+ 1\) / 2"),
         (torch.full((3, 32, 32), 255.0), r"values span \[255, 255\]; expected \[0, 1\]"),
         ([[0, 0, 0]], r"got list; expected a PIL image in mode RGB, a uint8 numpy array"),
     ],
-    ids=["pil-L", "pil-RGBA", "np-float", "np-2d", "np-4ch", "np-empty", "t-uint8", "t-batch", "t-4ch", "t-nan", "t-neg", "t-255", "list"],
+    ids=["pil-L", "pil-RGBA", "np-float", "np-2d", "np-4ch", "np-empty", "t-uint8", "t-batch", "t-4ch", "t-nan",
+         "t-neg", "t-255", "list"],
 )
 def test_bad_inputs_name_the_expected_form(metric, bad, message):
     with pytest.raises(ImageError, match=message) as info:

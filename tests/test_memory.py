@@ -170,7 +170,8 @@ def test_accelerate_first_then_memory_keeps_both_labels(pipe, reference, default
     fit_memory(pipe)
     prov = provenance(pipe)
     assert prov["mode"] == "lossless" and prov["lossy"] is False
-    assert prov["techniques"] == ["step_modulation", "mlp_epilogues", "vae_channels_last", "single_resident_backbone", "text_encoder_offload_leaf"]
+    assert prov["techniques"] == ["step_modulation", "mlp_epilogues", "vae_channels_last", "single_resident_backbone",
+                                  "text_encoder_offload_leaf"]
     image, _ = generate(pipe, reference, "dev")
     assert np.abs(image - default_outputs["dev"][0]).max() <= 1  # channels_last reassociation, as in test_fast
     restore_memory(pipe)
@@ -201,7 +202,8 @@ def test_8bit_weights_are_lossy_and_change_the_image_only_a_little(pipe, referen
         pixel = np.abs(image - ref_image)
         print(f"8-bit {backbone}: latent correlation {correlation:.4f}, relative diff {relative:.4f}, "
               f"pixel max {pixel.max()} mean {pixel.mean():.2f}")
-        assert correlation > 0.9, f"{backbone}: 8-bit latents correlate {correlation:.3f} with bf16's: conversion broken?"
+        assert correlation > 0.9, (
+            f"{backbone}: 8-bit latents correlate {correlation:.3f} with bf16's: conversion broken?")
         assert 0 < relative < 0.3
     fp8 = memory_report(pipe)["fp8"]["models"]
     assert set(fp8) == {"infusenet", "dev", "schnell"}

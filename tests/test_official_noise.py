@@ -18,7 +18,8 @@ from diffusers import FlowMatchEulerDiscreteScheduler, FluxControlNetPipeline
 from tiny_runs import tiny_spec
 
 from idrift.models.tiny import build_tiny_bundle
-from idrift.pipeline.infinite_you import INFUSENET_GUIDANCE, InfiniteYouPipeline, noise_provenance, unpack_latents
+from idrift.pipeline.infinite_you import INFUSENET_GUIDANCE, InfiniteYouPipeline, noise_provenance
+from idrift.pipeline.latents import unpack_latents
 
 
 def _bundle(dtype: torch.dtype):
@@ -69,7 +70,8 @@ def _official(pipe: InfiniteYouPipeline, reference, specs, generators):
     handle = b.infusenet.register_forward_pre_hook(infusenet_inputs, with_kwargs=True)
     try:
         images = official(
-            prompt_embeds=text.prompt_embeds.expand(len(specs), -1, -1), pooled_prompt_embeds=text.pooled.expand(len(specs), -1),
+            prompt_embeds=text.prompt_embeds.expand(len(specs), -1, -1),
+            pooled_prompt_embeds=text.pooled.expand(len(specs), -1),
             control_image=pipe.control_canvas(reference, first), height=first.height, width=first.width,
             num_inference_steps=first.steps, guidance_scale=first.guidance, controlnet_conditioning_scale=first.alpha,
             generator=generators if len(generators) > 1 else generators[0]).images
@@ -102,13 +104,16 @@ def test_batch_keeps_one_generator_per_sample_as_diffusers_does(pipe, reference)
     atol = 1e-2 if pipe.dtype == torch.bfloat16 else 1e-5
     torch.testing.assert_close(torch.cat([c for c, _, _, _ in ours]), control_latents, rtol=0, atol=atol)
     batched = pipe.generate_batch(specs, reference)
-    for result, image in zip(batched, images):  # diffusers encodes the control image once per sample: its
-        assert np.array_equal(np.asarray(result.image), np.asarray(image))  # float32 posterior may move an ulp
+    for result, image in zip(batched, images):
+        # diffusers encodes the control image once per sample: its float32 posterior may move an ulp (the
+        # atol above), and an ulp may round one pixel of the 8-bit image to the next level. More is a bug.
+        diff = np.abs(np.asarray(result.image, dtype=np.int16) - np.asarray(image, dtype=np.int16))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), int((diff > 0).sum()))
 
 
 def test_control_and_initial_noise_are_independent(pipe, reference):
     """The correlation bug: the control posterior's noise was the very tensor of the initial noise."""
-    from idrift.pipeline.infinite_you import pack_latents
+    from idrift.pipeline.latents import pack_latents
 
     spec = tiny_spec(seed=5)  # black canvas: one posterior for every seed
     vae = pipe.bundle.vae

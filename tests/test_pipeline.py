@@ -61,7 +61,7 @@ def test_alpha_zero_equals_stock_diffusers_flux_without_infusenet(pipe, referenc
 def test_residuals_scale_linearly_with_alpha(pipe, reference):
     s = spec()
     latents, h, w = pipe.initial_latents(s)
-    from idrift.pipeline.infinite_you import latent_image_ids
+    from idrift.pipeline.latents import latent_image_ids
 
     args = (latents, torch.tensor(1000.0), pipe.control_latents(reference, s), pipe.identity_tokens(reference),
             pipe.encode_prompt(s.prompt).pooled, latent_image_ids(h, w, pipe.device, pipe.dtype))
@@ -73,7 +73,8 @@ def test_residuals_scale_linearly_with_alpha(pipe, reference):
     assert any(t.abs().max() > 0 for t in one_blocks + one_single)  # the tiny InfuseNet is not inert
 
 
-@pytest.mark.parametrize("start,end,active", [(0.0, 1.0, [1, 1, 1, 1]), (0.0, 0.5, [1, 1, 0, 0]), (0.5, 1.0, [0, 0, 1, 1])])
+@pytest.mark.parametrize("start,end,active",
+                         [(0.0, 1.0, [1, 1, 1, 1]), (0.0, 0.5, [1, 1, 0, 0]), (0.5, 1.0, [0, 0, 1, 1])])
 def test_infusenet_window_is_respected(pipe, reference, start, end, active):
     assert [infusenet_keep(i, 4, start, end) for i in range(4)] == active
     calls = []

@@ -20,15 +20,12 @@ import torch
 
 from idrift.errors import WeightsError
 from idrift.models import tiny
+from idrift.models.backbones import FLOW_MATCH_DEV, FLOW_MATCH_SCHNELL
 from idrift.models.fingerprint import fingerprint_file, fingerprint_folder, read_safetensors_header
 from idrift.models.layout import save_tiny_as_real_layout
-from idrift.models.paths import (
-    WEIGHT_OPTIONS,
-    WeightPaths,
-    check_weights,
-    resolve_weight_paths,
-)
+from idrift.models.paths import WEIGHT_OPTIONS, WeightPaths, resolve_weight_paths
 from idrift.models.real import REAL_RESAMPLER_CONFIG, load_real_bundle, resampler_config
+from idrift.models.weights_check import check_weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,7 +74,8 @@ def _bitwise_equal(a: torch.nn.Module, b: torch.nn.Module) -> None:
     for key in sa:
         x, y = sa[key].detach().cpu(), sb[key].detach().cpu()
         assert x.dtype == y.dtype and x.shape == y.shape, key
-        assert torch.equal(x.reshape(-1).contiguous().view(torch.uint8), y.reshape(-1).contiguous().view(torch.uint8)), key
+        as_bytes = [t.reshape(-1).contiguous().view(torch.uint8) for t in (x, y)]
+        assert torch.equal(*as_bytes), key
 
 
 def _load_error(paths: WeightPaths, **kwargs) -> str:
@@ -107,7 +105,7 @@ def test_tokenizers_schedulers_and_sequence_length(bundle, reference):
     prompt = "a photo of a woman wearing glasses on the beach"
     assert bundle.tokenizer(prompt).input_ids == reference["tokenizer"](prompt).input_ids
     assert bundle.tokenizer_2(prompt).input_ids == reference["tokenizer_2"](prompt).input_ids
-    for name, expected in (("dev", tiny.FLOW_MATCH_DEV), ("schnell", tiny.FLOW_MATCH_SCHNELL)):
+    for name, expected in (("dev", FLOW_MATCH_DEV), ("schnell", FLOW_MATCH_SCHNELL)):
         config = bundle.scheduler_configs[name]
         assert {k: config[k] for k in expected} == expected
         assert not any(k.startswith("_") for k in config)
@@ -117,7 +115,8 @@ def test_tokenizers_schedulers_and_sequence_length(bundle, reference):
 
 def test_resampler_uses_real_hyper_parameters_unless_a_config_says_otherwise(layout, tmp_path):
     assert resampler_config(tmp_path) == REAL_RESAMPLER_CONFIG  # no image_proj_config.json: a real folder
-    assert resampler_config(Path(layout.infiniteyou) / "infu_flux_v1.0" / "aes_stage2") == dict(REAL_RESAMPLER_CONFIG, **tiny.RESAMPLER_CONFIG)
+    variant = Path(layout.infiniteyou) / "infu_flux_v1.0" / "aes_stage2"
+    assert resampler_config(variant) == dict(REAL_RESAMPLER_CONFIG, **tiny.RESAMPLER_CONFIG)
 
 
 def test_fingerprints_are_stable_across_loads(layout, bundle):
@@ -207,7 +206,8 @@ def test_malformed_config_json(layout, tmp_path):
     dev = _copy(layout.flux_dev, tmp_path / "dev")
     (dev / "vae" / "config.json").write_text('{"_class_name": "AutoencoderKL", ')
     message = _load_error(_with(layout, flux_dev=dev))
-    _assert_names(message, "flux_dev", "--idrift-flux-dev", "IDRIFT_FLUX_DEV", "vae/config.json", "malformed config.json")
+    _assert_names(message, "flux_dev", "--idrift-flux-dev", "IDRIFT_FLUX_DEV", "vae/config.json",
+                  "malformed config.json")
 
 
 @pytest.mark.parametrize("damage", ["overwrite_length", "not_json", "truncate"])
@@ -245,7 +245,8 @@ def test_image_proj_without_its_key(layout, tmp_path):
     proj = root / "infu_flux_v1.0" / "aes_stage2" / "image_proj_model.bin"
     torch.save({"proj": tiny.build_components(0)["image_proj"].state_dict()}, proj)
     message = _load_error(_with(layout, infiniteyou=root))
-    _assert_names(message, "infiniteyou", "--idrift-infiniteyou", "IDRIFT_INFINITEYOU", '"image_proj"', str(proj), "'proj'")
+    _assert_names(message, "infiniteyou", "--idrift-infiniteyou", "IDRIFT_INFINITEYOU", '"image_proj"', str(proj),
+                  "'proj'")
 
 
 def test_lfs_pointer_instead_of_weights(layout, tmp_path):
@@ -253,7 +254,8 @@ def test_lfs_pointer_instead_of_weights(layout, tmp_path):
     proj = root / "infu_flux_v1.0" / "aes_stage2" / "image_proj_model.bin"
     proj.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n")
     message = _load_error(_with(layout, infiniteyou=root))
-    _assert_names(message, "infiniteyou", "--idrift-infiniteyou", "IDRIFT_INFINITEYOU", "Git LFS pointer", "git lfs pull")
+    _assert_names(message, "infiniteyou", "--idrift-infiniteyou", "IDRIFT_INFINITEYOU", "Git LFS pointer",
+                  "git lfs pull")
 
 
 def test_wrong_layout_infiniteyou_points_at_infusenet_folder(layout):
@@ -272,7 +274,8 @@ def test_wrong_variant_names_the_variant_option(layout, tmp_path):
 
 def test_swapped_backbones_are_caught(layout):
     message = _load_error(_with(layout, flux_dev=layout.flux_schnell, flux_schnell=layout.flux_dev))
-    assert "looks like FLUX.1-schnell, not FLUX.1-dev" in message and "looks like FLUX.1-dev, not FLUX.1-schnell" in message
+    assert "looks like FLUX.1-schnell, not FLUX.1-dev" in message
+    assert "looks like FLUX.1-dev, not FLUX.1-schnell" in message
 
 
 def test_hub_id_not_in_the_empty_cache(layout, tmp_path):
@@ -382,7 +385,8 @@ def test_weights_check_command_on_the_saved_layout(layout, tmp_path):
         assert row[1] == "found" and row[2] == fingerprints[component], row
     assert "all real-profile weights found" in result.stdout
 
-    as_json = _run_check("--json", "--flux-dev", layout.flux_dev, "--infiniteyou", layout.infiniteyou, tmp_path=tmp_path)
+    as_json = _run_check("--json", "--flux-dev", layout.flux_dev, "--infiniteyou", layout.infiniteyou,
+                         tmp_path=tmp_path)
     statuses = {s["component"]: s for s in json.loads(as_json.stdout)}
     assert as_json.returncode == 1
     assert statuses["flux_dev"]["found"] and not statuses["flux_schnell"]["found"]  # hub id, empty cache

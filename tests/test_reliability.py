@@ -197,7 +197,8 @@ def _identities_session(env: Env, image_path: Path, *, keep_file: bool = True):
     )
     if not keep_file:
         image_path.unlink()
-    session = BenchmarkSession(SessionOptions(profile="tiny", identities=str(manifest), cache_dir=str(env.tmp / "cache")))
+    session = BenchmarkSession(SessionOptions(profile="tiny", identities=str(manifest),
+                                              cache_dir=str(env.tmp / "cache")))
     session.__dict__["face_backend"] = env.dlib_backend  # the session's own dlib backend, loaded once per test run
     return session
 
@@ -223,7 +224,8 @@ def _png_header_only(width: int, height: int) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IEND", b""))
 
 
 def _identities_case(name: str, make: Callable[[Env], bytes], keep_file: bool = True):
@@ -422,7 +424,8 @@ def failed_detection_recorded(result, env: Env) -> None:
     assert id_sim["detected"] is False and id_sim["id_sim"] is None and id_sim["n_faces"] == 0, id_sim
     assert id_sim["reference"] == spec.identity
     stored = env.tiny_session.store.get(spec)
-    assert stored.metrics["id_sim"]["values"] == id_sim and stored.metrics["id_sim"]["version"].startswith("id_sim/dlib")
+    assert stored.metrics["id_sim"]["values"] == id_sim
+    assert stored.metrics["id_sim"]["version"].startswith("id_sim/dlib")
 
 
 # --- baselines ------------------------------------------------------------------------------------
@@ -547,7 +550,8 @@ def cli_run_out_unwritable(env: Env):
     out = location / "run"
     env.request.addfinalizer(lambda: env.tmp.joinpath("readonly").chmod(0o700))
     env.capsys.readouterr()
-    return str(out), lambda: (out, cli.main(["run", "--profile", "tiny", "--claims", "figure5_guidance", "--out", str(out)]))
+    return str(out), lambda: (out, cli.main(["run", "--profile", "tiny", "--claims", "figure5_guidance",
+                                             "--out", str(out)]))
 
 
 def one_line_cli_error(result, env: Env) -> None:

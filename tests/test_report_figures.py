@@ -1,6 +1,6 @@
 """Every report figure rendered from constructed records: its panels, series, labels, hatching and caption.
 
-The records are built here (the shape idrift.commands.run.Run.records returns) and evaluated by the real
+The records are built here (the shape idrift.run_folder.Run.records returns) and evaluated by the real
 idrift.evaluate, so the figures read the same ClaimResults and intervals as on a run. Two profiles: `real`
 with identity values that have a shape (a dev curve peaking at 4 steps), and `tiny` with faceless images
 (every ID_sim 0), where no caption may read a finding off the data.
@@ -66,7 +66,7 @@ def _records(claim: Claim, faceless: bool) -> list[dict]:
 
 
 class ConstructedRun:
-    """What RunData reads of an idrift.commands.run.Run, over constructed records (no store, no images)."""
+    """What RunData reads of an idrift.run_folder.Run, over constructed records (no store, no images)."""
 
     def __init__(self, profile: str, claims: list[Claim], faceless: bool):
         self.path, self.profile, self.tier, self.aggregation = "runs/constructed", profile, "smoke", "zero"

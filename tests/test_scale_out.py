@@ -86,7 +86,8 @@ def snapshot(store_path: Path) -> dict[str, tuple]:
 def rows(store_path: Path) -> tuple[list[tuple], list[tuple]]:
     """The samples and metrics tables as stored (run ids and creation times included)."""
     with sqlite3.connect(f"{(store_path / 'results.sqlite').as_uri()}?mode=ro", uri=True) as conn:
-        samples = conn.execute("SELECT spec_key, image_sha256, run_id, created FROM samples ORDER BY spec_key").fetchall()
+        samples = conn.execute("SELECT spec_key, image_sha256, run_id, created FROM samples "
+                               "ORDER BY spec_key").fetchall()
         metrics = conn.execute('SELECT spec_key, metric, version, "values", run_id, created FROM metrics '
                                "ORDER BY spec_key, metric").fetchall()
     return samples, metrics
@@ -304,8 +305,8 @@ def test_a_users_own_gateways_are_left_alone():
     assert assign_worker_gpus(mine) is None and mine.tx == ["popen//python=python3.12"] * 2
     assert assign_worker_gpus(Namespace(numprocesses=0, tx=[])) is None
     specs = worker_gateway_specs(3, ["GPU-aaaa", "GPU-bbbb"])
-    assert [s.split("//")[1] for s in specs] == ["env:CUDA_VISIBLE_DEVICES=GPU-aaaa", "env:CUDA_VISIBLE_DEVICES=GPU-bbbb",
-                                                 "env:CUDA_VISIBLE_DEVICES=GPU-aaaa"]
+    assert [s.split("//")[1] for s in specs] == [
+        "env:CUDA_VISIBLE_DEVICES=GPU-aaaa", "env:CUDA_VISIBLE_DEVICES=GPU-bbbb", "env:CUDA_VISIBLE_DEVICES=GPU-aaaa"]
 
 
 def test_pin_outside_xdist_and_on_a_machine_without_gpu(tmp_path):
@@ -371,3 +372,17 @@ def test_workers_get_distinct_gpus(tmp_path, driver_first):
     seen = {w: (tmp_path / f"{w}.seen").read_text().split() for w in ("gw0", "gw1")}
     assert seen["gw0"][0] == "0" and seen["gw1"][0] == "1", seen  # the variable names each worker's GPU
     assert seen["gw0"][1] != seen["gw1"][1], f"both workers ran on the same physical GPU: {seen}"
+
+
+def test_timed_families_are_the_ones_skipped_under_xdist():
+    """Both timed families (latency, fast_paths) need one process; the sampled families spread over workers.
+    The items are stand-ins holding what the plugin reads of a pytest Item: its module's CLAIM_FAMILY."""
+    from types import SimpleNamespace
+
+    from idrift.pytest_plugin import _timed
+
+    def item(family):
+        return SimpleNamespace(module=SimpleNamespace(CLAIM_FAMILY=family))
+
+    assert _timed(item("latency")) and _timed(item("fast_paths"))
+    assert not _timed(item("guidance")) and not _timed(SimpleNamespace(module=None))

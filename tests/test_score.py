@@ -155,4 +155,6 @@ def test_an_exported_tiny_run_scores_to_the_runs_own_values(tmp_path, capsys):
     assert not [r for r in rows if r["status"] in ("FAIL", "missing")]
     assert main(["compare", str(scored), "--baseline", "tiny-cpu"]) == 0  # no entry for scored claims: 'no baseline'
     assert main(["report", str(scored)]) == 0
-    assert (scored / "report" / "report.md").is_file()
+    report = (scored / "report" / "report.md").read_text()
+    assert "is a scored folder (`idrift score`), which holds no table1_backbone_swap claim" in report
+    assert f"--out {scored}`" not in report  # a run's claims are not added to a scored folder

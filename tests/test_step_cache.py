@@ -17,7 +17,7 @@ from tiny_runs import pixels, tiny_spec
 from idrift.accel.fast import AccelerationError, accelerate, provenance, require_lossless, restore
 from idrift.accel.step_cache import FirstBlockCache, disable_step_cache, enable_step_cache
 from idrift.config import RunSpec
-from idrift.pipeline.infinite_you import latent_image_ids
+from idrift.pipeline.latents import latent_image_ids
 
 spec = tiny_spec
 
@@ -248,8 +248,11 @@ def test_enabling_on_a_lossless_pipeline_keeps_its_report(pipe):
     lossless = accelerate(pipe, "lossless")
     enable_step_cache(pipe, 0.05)
     assert pipe.acceleration["mode"] == "lossless" and pipe.acceleration["lossy"] is True
-    assert pipe.acceleration["techniques"] == ["step_modulation", "mlp_epilogues", "vae_channels_last", "first_block_cache(threshold=0.05)"]
-    assert lossless["techniques"] == ["step_modulation", "mlp_epilogues", "vae_channels_last"] and lossless["lossy"] is False  # not mutated
+    assert pipe.acceleration["techniques"] == ["step_modulation", "mlp_epilogues", "vae_channels_last",
+                                               "first_block_cache(threshold=0.05)"]
+    # not mutated
+    assert lossless["techniques"] == ["step_modulation", "mlp_epilogues", "vae_channels_last"]
+    assert lossless["lossy"] is False
     with pytest.raises(AccelerationError, match="lossless pipeline"):
         require_lossless(pipe)
     with pytest.raises(AccelerationError, match="step cache"):  # would drop the lossy label

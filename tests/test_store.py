@@ -84,14 +84,16 @@ WRITER = textwrap.dedent(
 )
 
 
-def start_writer(store: Path, worker: int, first: int, count: int, pause: float, go: Path | None = None) -> subprocess.Popen:
+def start_writer(store: Path, worker: int, first: int, count: int, pause: float,
+                 go: Path | None = None) -> subprocess.Popen:
     # No .pyc writes: simultaneous first imports would all race to write the same cache files.
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
         PYTHONDONTWRITEBYTECODE="1",
     )
-    args = [sys.executable, "-c", WRITER, str(Path(__file__).parent), str(store), str(worker), str(first), str(count), str(pause), str(go or "")]
+    args = [sys.executable, "-c", WRITER, str(Path(__file__).parent), str(store), str(worker), str(first), str(count),
+            str(pause), str(go or "")]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -80,6 +80,7 @@ def test_the_walk_sees_a_lazy_import_circle(tmp_path, monkeypatch):
 
 
 def test_planning_a_run_does_not_load_torch():
-    code = "import sys, idrift.runner; print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))"
+    code = ("import sys, idrift.runner; "
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

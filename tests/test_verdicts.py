@@ -13,12 +13,14 @@ import pytest
 from idrift import verdicts
 from idrift.baselines.gate import compare_metric
 from idrift.baselines.io import MetricBaseline, load_baseline
+from idrift.baselines.judge import gate_row_status
 from idrift.baselines.simulate import simulate_verdict, tier_decides, tier_power
 from idrift.baselines.update import RULES
 from idrift.claims import CLAIMS, CLAIMS_BY_ID
 from idrift.evaluate import check_expectations, claim_line, evaluate
-from idrift.session import REPO_BASELINES, SKIP_REASONS, gate_row_status
+from idrift.session import REPO_BASELINES
 from idrift.stats import Figure, mean_figure, median_figure, ratio_figure
+from idrift.verdicts import SKIP_REASONS
 
 SWAP = CLAIMS_BY_ID["table1_backbone_swap"]
 
@@ -81,9 +83,11 @@ def test_claim_word_is_the_worst_part_and_the_line_shows_each_part():
     for g in (0.0, 0.5, 1.0, 2.0, 3.5):
         for i in range(2):
             for prompt in ("portrait", "beach", "suit"):
-                records.append({"spec": {"backbone": "schnell", "steps": 4, "alpha": 1.0, "mode": "budget", "guidance": g,
-                                         "identity": f"id{i}", "prompt_id": prompt, "seed": 0}, "status": "ok",
-                                "metrics": {"id_sim": {"id_sim": None}, "pixels": {"pixel_mean": 90.0, "sha256": f"{i}{prompt}"}}})
+                records.append({"spec": {"backbone": "schnell", "steps": 4, "alpha": 1.0, "mode": "budget",
+                                         "guidance": g, "identity": f"id{i}", "prompt_id": prompt, "seed": 0},
+                                "status": "ok",
+                                "metrics": {"id_sim": {"id_sim": None},
+                                            "pixels": {"pixel_mean": 90.0, "sha256": f"{i}{prompt}"}}})
     outcomes = check_expectations(evaluate(claim, records), "tiny", SKIP_REASONS)
     assert claim_line(claim, outcomes).startswith(
         "figure5_guidance: NOT JUDGEABLE (structural PASS; identity NOT JUDGEABLE)")
@@ -166,8 +170,8 @@ def test_simulation_cli_has_a_test_sized_run(capsys):
 
 def test_band_gate_labels_the_candidates_n_and_the_baselines_n():
     """Issue 23: a 6-pair run against the paper printed 'candidate 0 (n=84)'."""
-    base = MetricBaseline(aggregate=0.028, n=84, tolerance=0.02, tolerance_kind="absolute", direction="higher_is_better",
-                          unit="cosine")
+    base = MetricBaseline(aggregate=0.028, n=84, tolerance=0.02, tolerance_kind="absolute",
+                          direction="higher_is_better", unit="cosine")
     v = compare_metric("table1_backbone_swap", "id_sim_delta", base, candidate_aggregate=0.01,
                        candidate_interval=(-0.02, 0.04), candidate_n=6)
     assert v.n == 6 and v.baseline_n == 84

@@ -20,9 +20,9 @@ docs/performance.md.
 In the lossy mode (fp8 `Fp8Linear` layers) a single block's `proj_out` input is quantised where it is made:
 `gelu_cat_quantize` applies the GELU, takes each row's maximum over both halves and writes e4m3 in one pass
 (a Triton kernel; inductor's code reads the 15360-wide rows twice), the same arithmetic as
-`fp8.quantize_fp8` of the concatenation, and a little faster end to end. Other layers that are not plain ``nn.Linear`` with a bias when
-called (the 8-bit memory mode's weight-only layers) run the model's own code, so the order in which
-speed-ups are applied does not matter.
+`fp8.quantize_fp8` of the concatenation, and a little faster end to end. Other layers that are not
+plain ``nn.Linear`` with a bias when called (the 8-bit memory mode's weight-only layers) run the model's
+own code, so the order in which speed-ups are applied does not matter.
 
 Example (tiny CPU model; on a CPU the ops compute the same function with ordinary kernels):
     >>> from idrift.models.tiny import build_tiny_bundle
@@ -58,7 +58,8 @@ def linear_gelu_tanh(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) 
     x2 = x.reshape(-1, x.shape[-1])
     if x.is_cuda:
         # cuBLASLt's GELU epilogue is the tanh form (checked on a GPU against both forms in float32: it is
-        # two orders of magnitude closer to tanh than to erf). On a CPU `_addmm_activation` applies the erf form, so it is not used there.
+        # two orders of magnitude closer to tanh than to erf). On a CPU `_addmm_activation` applies the erf
+        # form, so it is not used there.
         out = torch._addmm_activation(bias, x2, weight.t(), use_gelu=True)
     else:
         out = F.gelu(F.linear(x2, weight, bias), approximate="tanh")

@@ -163,7 +163,8 @@ def _check_request(pipeline, mode, compile, compile_mode, cuda_graphs, fp8) -> _
         raise AccelerationError(f"accelerate: cuda_graphs must be True, False or 'auto', got {cuda_graphs!r}")
     memory_mode = getattr(pipeline, "_memory_applied", None) is not None
     if cuda_graphs is True and not cuda:
-        raise AccelerationError(f"accelerate(cuda_graphs=True): CUDA graphs need a CUDA device; this bundle is on {device}")
+        raise AccelerationError(
+            f"accelerate(cuda_graphs=True): CUDA graphs need a CUDA device; this bundle is on {device}")
     if memory_mode and cuda_graphs is True:
         raise AccelerationError("accelerate(cuda_graphs=True): memory.fit_memory moves weights between devices, "
                                 "and a CUDA graph replays the addresses it captured; pass cuda_graphs=False")
@@ -248,7 +249,8 @@ def _choose_attention(applied: _Applied, device: torch.device, dtype: torch.dtyp
             applied.sdpa_priority = _set_sdpa_priority(SDPBackend.CUDNN_ATTENTION)
             report["techniques"].append("cudnn_sdpa")
         else:
-            report["skipped"]["cudnn_sdpa"] = f"cuDNN attention failed its accuracy probe: {probe['relative_error_vs_fp32']}"
+            report["skipped"]["cudnn_sdpa"] = (
+                f"cuDNN attention failed its accuracy probe: {probe['relative_error_vs_fp32']}")
 
 
 def _fp8_setup(report: dict, device: torch.device, dtype: torch.dtype, fp8_scaling: str) -> str:
@@ -407,7 +409,8 @@ def warm_up(pipeline, spec, reference, timer=None) -> float:
 
 def provenance(pipeline) -> dict:
     """What to store beside results made with this pipeline: its mode and label ('lossy' when fp8)."""
-    report = getattr(pipeline, "acceleration", None) or {"mode": "eager", "lossy": False, "label": "eager", "techniques": []}
+    report = (getattr(pipeline, "acceleration", None)
+              or {"mode": "eager", "lossy": False, "label": "eager", "techniques": []})
     keys = ("mode", "lossy", "label", "techniques", "skipped", "compile_backend", "compile_mode", "torch")
     out = {k: report[k] for k in keys if k in report}
     if "fp8" in report:

@@ -218,15 +218,17 @@ def _check_fit(pipeline, text_encoder_offload: str, activation_bytes, fp8_min_fe
     if getattr(pipeline, "_memory_applied", None) is not None:
         raise MemoryModeError("fit_memory: already applied to this pipeline; restore_memory(pipeline) first")
     if pipeline.hooks.call_graphs is not None:
-        raise MemoryModeError("fit_memory: the pipeline replays CUDA graphs (fast.accelerate), which keep the addresses "
-                              "of the weights this would move; accelerate with cuda_graphs=False")
+        raise MemoryModeError("fit_memory: the pipeline replays CUDA graphs (fast.accelerate), "
+                              "which keep the addresses of the weights this would move; "
+                              "accelerate with cuda_graphs=False")
 
 
 def _probe_8bit(resident: torch.device, dtype: torch.dtype, setup: dict) -> str:
     """The fp8 scaling that works on this GPU (refusing one without fp8 tensor cores)."""
     if torch.cuda.get_device_capability(resident) < (8, 9):
         raise MemoryModeError(f"fit_memory(weights_8bit=True): fp8 needs compute capability 8.9+, "
-                              f"{torch.cuda.get_device_name(resident)} has {torch.cuda.get_device_capability(resident)}; "
+                              f"{torch.cuda.get_device_name(resident)} has "
+                              f"{torch.cuda.get_device_capability(resident)}; "
                               "use weights_8bit=False")
     probe = probe_scaled_mm(resident, dtype)
     if probe["scaling"] is None:
@@ -311,7 +313,8 @@ def fit_memory(pipeline, budget: str | int | float = "24GB", *, weights_8bit: bo
         weights_8bit=weights_8bit, fp8_min_features=fp8_min_features,
         acceleration_before=getattr(pipeline, "acceleration", None), techniques=techniques,
         first_backbone_move=len(bundle.backbone_moves), setup=setup)
-    pipeline.acceleration = _acceleration_with(pipeline._memory_applied.acceleration_before, techniques, lossy=weights_8bit)
+    pipeline.acceleration = _acceleration_with(pipeline._memory_applied.acceleration_before, techniques,
+                                               lossy=weights_8bit)
     pipeline._memory_applied.acceleration_set = pipeline.acceleration
     pipeline.memory = memory_report(pipeline)
     return pipeline.memory

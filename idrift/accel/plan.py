@@ -131,7 +131,8 @@ class AccelerationPlan:
     def undo(self, pipeline) -> None:
         """Revert every technique, last first; an irreversible plan raises (rebuild the bundle instead)."""
         if not self.reversible:
-            raise IdriftError(f"the plan {self.label!r} cannot be undone ({', '.join(t.name for t in self.techniques if t.undo is None)} "
+            fixed = ", ".join(t.name for t in self.techniques if t.undo is None)
+            raise IdriftError(f"the plan {self.label!r} cannot be undone ({fixed} "
                               "replaces the weights): build a fresh bundle")
         for technique in reversed(self.techniques):
             technique.undo(pipeline)

@@ -2,9 +2,10 @@
 
 `step_flops` counts one step (InfuseNet, then the backbone) with `torch.utils.flop_counter` on
 meta-device copies of the two models built from their configs: no weights, no memory, the shapes of
-the real call (`bundle_step_flops` takes them from a bundle and an image size). It splits them into matrix products (Linear layers)
-and attention (the batched products inside scaled-dot-product attention). `measure_rates(device)`
-times a bf16 product, an fp8 `_scaled_mm` product (sm_89+) and attention at the step's head shape.
+the real call (`bundle_step_flops` takes them from a bundle and an image size). It splits them into
+matrix products (Linear layers) and attention (the batched products inside scaled-dot-product
+attention). `measure_rates(device)` times a bf16 product, an fp8 `_scaled_mm` product (sm_89+) and
+attention at the step's head shape.
 `step_floor_s` divides one by the other: the seconds a step would take if every product ran at the
 measured rate and every other kernel (norms, RoPE, activations) were free. benchmarks/test_speed.py
 reports it beside each fast path, so a target can be judged against what the card can do.
@@ -59,7 +60,8 @@ def step_flops(backbone: torch.nn.Module, infusenet: torch.nn.Module, *, image_t
         blocks, singles = infusenet(**common, controlnet_cond=meta(batch, image_tokens, infusenet.config.in_channels),
                                     conditioning_scale=1.0, txt_ids=meta(id_tokens, 3),
                                     encoder_hidden_states=meta(batch, id_tokens, infusenet.config.joint_attention_dim),
-                                    guidance=meta(batch, dtype=torch.float32) if infusenet.config.guidance_embeds else None)
+                                    guidance=(meta(batch, dtype=torch.float32)
+                                              if infusenet.config.guidance_embeds else None))
         flux(**common, encoder_hidden_states=meta(batch, text_tokens, flux.config.joint_attention_dim),
              txt_ids=meta(text_tokens, 3), controlnet_block_samples=blocks, controlnet_single_block_samples=singles,
              guidance=meta(batch, dtype=torch.float32) if flux.config.guidance_embeds else None)

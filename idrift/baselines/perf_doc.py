@@ -70,7 +70,8 @@ def _provenance(baseline: Baseline, source: str) -> list[str]:
         f"| GPU | {prov.get('gpu')} |",
         f"| profile | {prov.get('profile')} (random weights at the real models' sizes) |",
         f"| seeds | {', '.join(str(s) for s in prov.get('seeds', []))} |",
-        f"| torch / diffusers / Python | {packages.get('torch')} / {packages.get('diffusers')} / {prov.get('python')} |",
+        f"| torch / diffusers / Python | {packages.get('torch')} / {packages.get('diffusers')}"
+        f" / {prov.get('python')} |",
     ]
     for command in dict.fromkeys(c for c in commands if c):  # in order, each once
         lines.append(f"| command | `{command}` |")
@@ -117,7 +118,8 @@ def render(baseline: Baseline, source: str) -> str:
         lines += ["", "### The latency claim (Table 1) on the same profile", "",
                   f"`latency` ({latency.protocol}); command `{baseline.provenance.get('command')}`.", "",
                   "| figure | value |", "|---|---:|"]
-        lines += [f"| `{mid}` | {_fmt(m.aggregate, m.unit)}{'' if m.unit == 'x' else ' ' + m.unit} |" for mid, m in sorted(latency.metrics.items())]
+        lines += [f"| `{mid}` | {_fmt(m.aggregate, m.unit)}{'' if m.unit == 'x' else ' ' + m.unit} |"
+                  for mid, m in sorted(latency.metrics.items())]
     lines += ["", f"Regenerate with `{COMMAND}`.", END]
     return "\n".join(lines) + "\n"
 

@@ -49,7 +49,11 @@ METRIC_ID_PATTERN = r"^[a-z][a-z0-9_]*(\[[^\[\]\s]+\])?$"
 SAMPLE_KEY_PATTERN = r"^[^|]+\|[^|]+\|-?[0-9]+\|[^|]+$"
 # ISO 8601 date or date-time. jsonschema only checks "format" with optional extra packages,
 # so the pattern does the checking and "format" documents the intent.
-CREATED_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$"
+CREATED_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"  # the date
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"  # optionally a time: hh:mm, seconds, fraction
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})?)?$"  # and the time's zone
+)
 
 _METRIC = {
     "type": "object",

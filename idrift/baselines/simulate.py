@@ -8,16 +8,16 @@ of k single-seed differences (what `paired_gate` does with several seeds per ide
 so its sd is sd / sqrt(k). `sd` is the sd of ONE single-seed difference. Averaging seeds only
 removes the part of the variance that changes with the seed; the simulation assumes all of it does.
 
-The trials run through `gate.mean_interval` and `gate.fails`, the functions `paired_gate` uses,
-vectorised over trials and with the same resamples (same seed, same batches): a trial's interval
-is the one `paired_gate` would compute on that data.
+The trials run through `idrift.stats.mean_interval` and `idrift.baselines.verdict.fails`, the
+functions `paired_gate` uses, vectorised over trials and with the same resamples (same seed, same
+batches): a trial's interval is the one `paired_gate` would compute on that data.
 
 The claims' verdicts (idrift.verdicts) get the same treatment (`simulate_verdict`, the table
 "claims" below): a claim's figure is PASS when its interval (idrift.stats.mean_figure's, the same
-bootstrap, at least the t interval) lies above 0. At true effect 0 a PASS is a false PASS (at most (1 - CONFIDENCE) / 2 =
-2.5 %, one-sided); at the paper's effects (PAPER_EFFECTS) the PASS rate is the power of the tier's
-design (identities x prompts clusters, seeds averaged per cluster). `tier_decides` states it on each
-claim's line (normal theory, instant).
+bootstrap, at least the t interval) lies above 0. At true effect 0 a PASS is a false PASS
+(at most (1 - CONFIDENCE) / 2 = 2.5 %, one-sided); at the paper's effects (PAPER_EFFECTS) the PASS
+rate is the power of the tier's design (identities x prompts clusters, seeds averaged per cluster).
+`tier_decides` states it on each claim's line (normal theory, instant).
 
     python -m idrift.baselines.simulate                 # both tables (1000 trials a cell)
     python -m idrift.baselines.simulate --trials 200    # quicker, rougher
@@ -34,7 +34,7 @@ import time
 import numpy as np
 from scipy import stats
 
-from idrift.baselines.gate import fails
+from idrift.baselines.verdict import fails
 from idrift.stats import CONFIDENCE, Figure, clustered_interval, mean_interval, power_one_sided
 
 _CHUNK = 250  # trials per vectorised bootstrap call: bounds memory to a few tens of MB
@@ -129,7 +129,8 @@ def design(claim, tier: str) -> tuple[int, int]:
     """(independent (identity, prompt) clusters, seeds per cluster) of a claim at a tier."""
     from idrift.data.prompts import load_prompt_set
 
-    prompts = len(claim.samples.prompts) if claim.samples.prompts else len(load_prompt_set(claim.samples.prompt_set).prompts)
+    prompts = (len(claim.samples.prompts) if claim.samples.prompts
+               else len(load_prompt_set(claim.samples.prompt_set).prompts))
     return claim.samples.identities[tier] * prompts, len(claim.samples.seeds[tier])
 
 
@@ -192,7 +193,8 @@ def claims_table(trials: int, n_resamples: int, rng_seed: int = 0, noise: str = 
     from idrift.claims import CLAIMS_BY_ID
 
     lines = [f"claims: PASS rate of `figure > 0` (95% bootstrap interval above 0), sd {SD:g} per single-seed "
-             f"difference, {noise} noise, {trials} trials, {n_resamples} resamples; 'normal': the same from normal theory with the t bound. Target: false PASS <= 2.5%, power >= 80%.",
+             f"difference, {noise} noise, {trials} trials, {n_resamples} resamples; "
+             "'normal': the same from normal theory with the t bound. Target: false PASS <= 2.5%, power >= 80%.",
              f"{'claim':24} {'tier':5} {'pairs x seeds':>13}  {'false PASS (effect 0)':>24}  "
              f"{'power (paper effect)':>28}  {'normal':>6}  decides"]
     for claim_id, (metric, effect, _) in PAPER_EFFECTS.items():
@@ -200,11 +202,14 @@ def claims_table(trials: int, n_resamples: int, rng_seed: int = 0, noise: str = 
         for tier in ("smoke", "full"):
             n, seeds = design(claim, tier)
             zero = simulate_verdict(n, seeds, 0.0, trials, rng_seed=rng_seed, n_resamples=n_resamples, noise=noise)
-            power = simulate_verdict(n, seeds, effect, trials, rng_seed=rng_seed + 1, n_resamples=n_resamples, noise=noise)
+            power = simulate_verdict(n, seeds, effect, trials, rng_seed=rng_seed + 1, n_resamples=n_resamples,
+                                     noise=noise)
             rng_seed += 2
             lines.append(
-                f"{claim_id:24} {tier:5} {f'{n} x {seeds}':>13}  {zero['pass_rate']:6.1%} [{zero['pass_ci'][0]:5.1%},{zero['pass_ci'][1]:5.1%}]  "
-                f"{metric} {effect:+.3f}: {power['pass_rate']:6.1%} [{power['pass_ci'][0]:5.1%},{power['pass_ci'][1]:5.1%}]  "
+                f"{claim_id:24} {tier:5} {f'{n} x {seeds}':>13}  "
+                f"{zero['pass_rate']:6.1%} [{zero['pass_ci'][0]:5.1%},{zero['pass_ci'][1]:5.1%}]  "
+                f"{metric} {effect:+.3f}: "
+                f"{power['pass_rate']:6.1%} [{power['pass_ci'][0]:5.1%},{power['pass_ci'][1]:5.1%}]  "
                 f"{power['normal_theory']:6.1%}  {'yes' if power['pass_rate'] >= 0.8 else 'no'}")
     return lines
 
@@ -240,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({args.n_resamples} resamples), {args.noise} noise, {args.trials} trials per cell")
     print("false alarm: true shift 0; size@tol: true shift = -tol (worst case that should pass); "
           f"power: true shift -{args.drop:g}. Targets: false alarm <= 5%, power >= 80%. [95% Monte Carlo CI]")
-    header = f"{'tol':>6} {'sd':>6} {'k':>2} {'sd/vk':>7} {'SE':>7}  {'false alarm':>19}  {'size@tol':>19}  {'power':>19}  {'normal':>6}  both"
+    header = (f"{'tol':>6} {'sd':>6} {'k':>2} {'sd/vk':>7} {'SE':>7}  "
+              f"{'false alarm':>19}  {'size@tol':>19}  {'power':>19}  {'normal':>6}  both")
     print(header)
     print("-" * len(header))
     t0 = time.time()
@@ -254,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         for sd in args.sds:
             for k in args.seeds:
                 fa = simulate_gate(args.n_pairs, sd, 0.0, tol, args.trials, k, seed, **common)
-                size = fa if tol == 0 else simulate_gate(args.n_pairs, sd, -tol, tol, args.trials, k, seed + 1, **common)
+                size = fa if tol == 0 else simulate_gate(args.n_pairs, sd, -tol, tol, args.trials, k, seed + 1,
+                                                         **common)
                 pw = simulate_gate(args.n_pairs, sd, -args.drop, tol, args.trials, k, seed + 2, **common)
                 seed += 3
                 ok = "yes" if fa["rate"] <= 0.05 and pw["rate"] >= 0.80 else "no"

@@ -42,13 +42,17 @@ RULES: tuple[tuple[str, tuple[str, ...] | None, Rule | None], ...] = (
     # Kernels differ between GPU models, so how far a fast path moves the pixels does too.
     ("reference_diff", None, Rule(direction_of("reference_diff"), 0.5, "absolute", "8-bit level", True,
                                   "against the eager image of the same spec, same run")),
-    ("latency_s", None, Rule(direction_of("latency_s"), 0.10, "relative", "s", True, "seconds per image; same GPU model only")),
-    ("speedup", None, Rule(direction_of("speedup"), 0.15, "relative", "x", False, "ratio measured in one run: portable")),
+    ("latency_s", None, Rule(direction_of("latency_s"), 0.10, "relative", "s", True,
+                             "seconds per image; same GPU model only")),
+    ("speedup", None, Rule(direction_of("speedup"), 0.15, "relative", "x", False,
+                           "ratio measured in one run: portable")),
     ("samples_varying_with_guidance", None, Rule("equal", 0.0, unit="samples", note="structural: exact")),
     ("trajectory_final_mismatches", None, Rule("equal", 0.0, unit="samples", note="structural: exact")),
-    ("pixel_mean", None, Rule("equal", 0.5, unit="8-bit level", note=GOLDEN + " (0.5 absorbs CPU float reassociation)")),
+    ("pixel_mean", None, Rule("equal", 0.5, unit="8-bit level",
+                              note=GOLDEN + " (0.5 absorbs CPU float reassociation)")),
     ("id_sim", ("real",), Rule(direction_of("id_sim"), 0.005, unit="cosine",
-                               note="paired per sample; 0.005 with 4 seeds per pair gives >=90% power for a 0.02 drop")),
+                               note="paired per sample; "
+                                    "0.005 with 4 seeds per pair gives >=90% power for a 0.02 drop")),
     ("lpips", ("real",), Rule(direction_of("lpips"), 0.005, unit="LPIPS")),
     ("detection_rate", ("real",), Rule(direction_of("detection_rate"), 0.05, unit="fraction")),
     ("peak_step", ("real",), Rule(direction_of("peak_step"), 4.0, unit="steps")),
@@ -79,7 +83,7 @@ def refuse_lossy(session) -> None:
 
 def baseline_from_session(session, name: str, description: str = "") -> Baseline:
     """The baseline a session's results make. Refuses a lossy run unless allowed (see `refuse_lossy`)."""
-    from idrift.session import gate_samples
+    from idrift.baselines.judge import gate_samples
 
     refuse_lossy(session)
 
@@ -98,12 +102,17 @@ def baseline_from_session(session, name: str, description: str = "") -> Baseline
             )
         if not metrics:
             continue
-        claims[claim_id] = ClaimBaseline(protocol=f"{result.claim.protocol}; idrift {session.options.tier} tier", metrics=metrics)
-    provenance = dict(session.provenance, profile=session.profile, seeds=sorted(
-        {seed for claim in (r.claim for r in session.results.values()) for seed in claim.samples.seeds[session.options.tier]}),
-        command=session.options.invocation or " ".join(["pytest benchmarks --idrift-profile {} --idrift-tier {} --idrift-update-baselines".format(
-            session.profile, session.options.tier), *session.options.acceleration_args("pytest"),
-            *(["--idrift-allow-lossy-baselines"] if session.options.lossy else [])]))
+        claims[claim_id] = ClaimBaseline(protocol=f"{result.claim.protocol}; idrift {session.options.tier} tier",
+                                         metrics=metrics)
+    seeds = sorted({seed for claim in (r.claim for r in session.results.values())
+                    for seed in claim.samples.seeds[session.options.tier]})
+    command = session.options.invocation or " ".join([
+        "pytest benchmarks --idrift-profile {} --idrift-tier {} --idrift-update-baselines".format(
+            session.profile, session.options.tier),
+        *session.options.acceleration_args("pytest"),
+        *(["--idrift-allow-lossy-baselines"] if session.options.lossy else []),
+    ])
+    provenance = dict(session.provenance, profile=session.profile, seeds=seeds, command=command)
     label = (session.provenance.get("acceleration") or {}).get("spec_label", "eager")
     if not description:
         description = f"measured on the {session.profile} profile"
@@ -116,17 +125,17 @@ def baseline_from_session(session, name: str, description: str = "") -> Baseline
 
 def update_baseline(session) -> list[str]:
     """Rewrite the session's baseline file from its results; return the lines to print."""
-    from idrift.baselines.io import resolve_baseline
-    from idrift.session import DEFAULT_BASELINE, REPO_BASELINES
+    from idrift.baselines.io import baselines_dir, resolve_baseline
+    from idrift.config import DEFAULT_BASELINE
 
     name = session.options.baseline or DEFAULT_BASELINE[session.profile]
     if name == "paper":
         return ["not rewriting baselines/paper.json: it holds the paper's numbers; name another with --idrift-baseline"]
     try:
-        path = resolve_baseline(name, REPO_BASELINES)
+        path = resolve_baseline(name, baselines_dir())
         old = load_baseline(path)
     except Exception:  # a new baseline (or an unreadable one, replaced wholesale)
-        path, old = (Path(name) if name.endswith(".json") else REPO_BASELINES / f"{name}.json"), None
+        path, old = (Path(name) if name.endswith(".json") else baselines_dir() / f"{name}.json"), None
     try:
         new = baseline_from_session(session, name=path.stem)
     except IdriftError as exc:  # a lossy run (the plugin refuses it up front; this is the last guard)

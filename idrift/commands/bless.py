@@ -41,9 +41,9 @@ def target_path(name: str) -> Path:
         return Path(name)
     if not name or name.startswith("."):
         raise IdriftError(f"--name {name!r} is not a usable baseline name; give a name like tiny-cpu or a .json path")
-    from idrift.session import REPO_BASELINES
+    from idrift.baselines.io import baselines_dir
 
-    return REPO_BASELINES / f"{name}.json"
+    return baselines_dir() / f"{name}.json"
 
 
 def confirm(question: str) -> bool:
@@ -56,17 +56,19 @@ def confirm(question: str) -> bool:
 
 
 def run(args) -> int:
-    from idrift.commands.run import load_run, session_from_run
+    from idrift.run_folder import load_run
+    from idrift.session import BenchmarkSession
 
     run_dir = load_run(args.run_dir)  # a bad run directory fails before anything heavy is imported
     path = target_path(args.name)
     if path.resolve() == target_path("paper").resolve():
-        raise IdriftError("not overwriting baselines/paper.json: it holds the paper's numbers; bless under another name")
+        raise IdriftError("not overwriting baselines/paper.json: it holds the paper's numbers; "
+                          "bless under another name")
 
     from idrift.baselines.io import diff_baselines, load_baseline, write_baseline
     from idrift.baselines.update import baseline_from_session
 
-    session = session_from_run(run_dir)
+    session = BenchmarkSession.from_run(run_dir)
     session.options.allow_lossy_baselines = args.allow_lossy
     new = baseline_from_session(session, name=path.stem, description=f"measured on the {run_dir.profile} profile "
                                 f"by `{run_dir.doc['command']}`")

@@ -3,7 +3,8 @@
     idrift compare runs/ci --baseline tiny-cpu                      # a table for the terminal
     idrift compare runs/ci --baseline tiny-cpu --format markdown >> "$GITHUB_STEP_SUMMARY"
     idrift compare runs/ci --baseline baselines/h100.json --format json
-    idrift compare runs/gpu --baseline h200-synthetic --format github-action-benchmark --direction smaller > smaller.json
+    idrift compare runs/gpu --baseline h200-synthetic --format github-action-benchmark --direction smaller \
+        > smaller.json
 
 The run's claims are re-evaluated from its store, then every figure the baseline holds is gated
 exactly as `pytest benchmarks` gates it (BenchmarkSession.gate: paired bootstrap where both sides
@@ -89,7 +90,8 @@ def compare_rows(session) -> list[dict]:
         claim_base = baseline.claims.get(claim_id)
         if claim_base is None:
             for metric in sorted(result.figures):
-                row = _empty_row(claim_id, metric, "no baseline", f"baseline {baseline.name} has no entry for this claim")
+                row = _empty_row(claim_id, metric, "no baseline",
+                                 f"baseline {baseline.name} has no entry for this claim")
                 row["candidate"] = result.figures[metric]
                 rows.append(_with_figure(row, result.intervals.get(metric)))
             continue
@@ -122,7 +124,7 @@ def counts(rows: list[dict]) -> dict[str, int]:
 
 
 def _num(x) -> str:
-    from idrift.baselines.gate import format_number  # lazy: keeps `idrift --help` free of scipy
+    from idrift.baselines.verdict import format_number  # lazy: keeps `idrift --help` free of scipy
 
     return format_number(x, digits=4)  # table cells: 4 significant digits
 
@@ -142,7 +144,9 @@ def _tolerance(row: dict) -> str:
 
 
 def _candidate_ci(row: dict) -> str:
-    return "-" if row.get("candidate_ci_low") is None else f"[{_num(row['candidate_ci_low'])}, {_num(row['candidate_ci_high'])}]"
+    if row.get("candidate_ci_low") is None:
+        return "-"
+    return f"[{_num(row['candidate_ci_low'])}, {_num(row['candidate_ci_high'])}]"
 
 
 def cells(row: dict) -> list[str]:
@@ -263,7 +267,8 @@ def github_action_benchmark(rows: list[dict], direction: str) -> list[dict]:
                  "value": float(row["candidate"])}
         if row.get("candidate_ci_low") is not None:
             entry["range"] = f"95% interval [{_num(row['candidate_ci_low'])}, {_num(row['candidate_ci_high'])}]"
-        extra = [f"verdict: {row['status']}", f"n: {row.get('candidate_n') if row.get('candidate_n') is not None else '-'}"]
+        n = row.get("candidate_n")
+        extra = [f"verdict: {row['status']}", f"n: {n if n is not None else '-'}"]
         if row["baseline"] is not None:
             extra.append(f"baseline: {_num(row['baseline'])}")
         entry["extra"] = "\n".join(extra)
@@ -275,8 +280,9 @@ def github_action_benchmark(rows: list[dict], direction: str) -> list[dict]:
 
 
 def run(args) -> int:
-    from idrift.commands.run import load_run, session_from_run
     from idrift.errors import IdriftError
+    from idrift.run_folder import load_run
+    from idrift.session import BenchmarkSession
     from idrift.verdicts import exit_status
 
     direction = getattr(args, "direction", None)
@@ -284,7 +290,7 @@ def run(args) -> int:
         raise IdriftError("--format github-action-benchmark needs --direction bigger or smaller (one list per "
                           "direction: run the command twice), and --direction goes only with that format")
     run_dir = load_run(args.run_dir)  # a bad run directory fails before anything heavy is imported
-    session = session_from_run(run_dir, baseline=args.baseline)
+    session = BenchmarkSession.from_run(run_dir, baseline=args.baseline)
     rows = compare_rows(session)
     from idrift.counted import counted
 

@@ -46,7 +46,7 @@ def register(subparsers) -> None:
 
 
 def run_build(args) -> int:
-    from idrift.data.identities import build_identity_set
+    from idrift.data.identity_builder import build_identity_set
 
     backend = backend_from_args(args)
     manifest = build_identity_set(

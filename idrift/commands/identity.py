@@ -26,9 +26,11 @@ def register(subparsers) -> None:
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """--backend, --antelopev2, --det-threshold: shared with `idrift data build-identities`."""
+    from idrift.faces import BACKENDS
+
     parser.add_argument(
         "--backend",
-        choices=("arcface", "dlib"),
+        choices=BACKENDS,
         default="arcface",
         help="arcface: insightface antelopev2, the paper's metric (needs --antelopev2 or $IDRIFT_ANTELOPEV2); "
         "dlib: offline backend with packaged weights (different numbers). Default: arcface",

@@ -22,8 +22,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from idrift.commands.run import load_run
     from idrift.report import write_report
+    from idrift.run_folder import load_run
 
     run_dir = load_run(args.run_dir)
     _refuse_damaged_images(run_dir)  # idrift.store trusts nothing on disk it did not check

@@ -13,7 +13,7 @@ A run directory holds
 Generation goes through the same BenchmarkSession as `pytest benchmarks`. A run interrupted with
 Ctrl-C keeps every finished sample in the store, and results.json holds the claims finished so far;
 rerunning the same command resumes where it stopped. `idrift compare`, `idrift bless` and
-`idrift report` read a run directory through `load_run` below.
+`idrift report` read a run directory through idrift.run_folder.load_run.
 
 This module is imported by every `idrift` invocation (the dispatcher registers all commands), so
 its top level imports nothing heavy: torch and the models load only when a run starts.
@@ -21,26 +21,28 @@ its top level imports nothing heavy: torch and the models load only when a run s
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
-import os
 import shlex
 import sys
-import tempfile
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from idrift.claims import CLAIMS, CLAIMS_BY_ID, FAMILIES, Claim, get_claims
 from idrift.config import PROFILES
 from idrift.errors import IdriftError
 from idrift.models.paths import INFU_VARIANTS, WEIGHT_OPTIONS
-from idrift.verdicts import NOT_JUDGEABLE, claim_word, exit_status, normalize, part_of, parts_text
-
-RESULTS_FILE = "results.json"
-STORE_DIR = "store"
-WARNINGS_LOG = "warnings.log"  # warnings held while the progress bars ran (idrift.held_warnings)
-RUN_FORMAT = 1  # version of results.json; load_run refuses others
+from idrift.run_folder import (
+    RESULTS_FILE,
+    RUN_FORMAT,
+    STORE_DIR,
+    WARNINGS_LOG,
+    any_failed,
+    claim_entry,
+    entry_verdict,
+    now,
+    unreadable_results_advice,
+    write_results,
+)
+from idrift.verdicts import NOT_JUDGEABLE, normalize, part_of, parts_text
 
 
 def register(subparsers) -> None:
@@ -163,12 +165,11 @@ def run(args) -> int:
                 time_latency_arms(session, claim)
             # The progress bar (samples done, rate, ETA, current spec) is Runner.ensure's.
             result = session.run_claim(claim, progress=True)
-            keys = [spec.key for spec in session.specs(claim)]
-            doc["claims"][claim.id] = claim_entry(session, result, keys)
+            doc["claims"][claim.id] = claim_entry(session, result, session.spec_keys[claim.id])
             doc["latency"].update(session.latency)
             write_results(out, doc)  # after every claim: an interrupted run keeps what it finished
     doc["complete"] = True
-    doc["finished"] = _now()
+    doc["finished"] = now()
     path = write_results(out, doc)
     session.store.finish_run()
 
@@ -195,15 +196,11 @@ def time_latency_arms(session, claim: Claim) -> None:
 # ------------------------------------------------------------------------------------------ results.json
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def new_results(session, claims: list[Claim]) -> dict:
     return {
         "run_format": RUN_FORMAT,
         "command": shlex.join(["idrift", *sys.argv[1:]]),  # what to rerun to resume
-        "started": _now(),
+        "started": now(),
         "finished": None,
         "complete": False,
         "options": {
@@ -255,12 +252,6 @@ def carry_over(out: Path, doc: dict) -> None:
         print(f"keeping {len(kept)} claim(s) finished earlier in {out}: {', '.join(kept)}", file=sys.stderr)
 
 
-def unreadable_results_advice(out: Path) -> str:
-    """What to do about an unreadable results.json: the same advice from `run`, `compare` and `report`."""
-    return (f"remove it and rerun the run's `idrift run ... --out {out}` (its samples stay in {out / STORE_DIR} "
-            "and are reused), or choose another --out")
-
-
 def identities_manifest(session) -> str | None:
     """The manifest the references came from (the report's image grid shows them); None on synthetic."""
     if session.profile == "synthetic":
@@ -272,61 +263,9 @@ def identities_manifest(session) -> str | None:
     return str(Path(builtin_identity_set(session.cache_dir)).resolve())
 
 
-def outcome_dict(outcome) -> dict:
-    e = outcome.expect
-    return {"metric": e.metric, "op": e.op, "value": e.value, "profiles": list(e.profiles), "why": e.why,
-            "status": outcome.status, "measured": outcome.measured, "reason": outcome.reason, "part": outcome.part,
-            "line": outcome.line(""),  # the expectation's line as pytest prints it (claim id left out)
-            "figure": None if outcome.figure is None else outcome.figure.as_dict()}
-
-
-def claim_entry(session, result, keys: list[str]) -> dict:
-    from idrift.evaluate import claim_verdict as judged
-
-    claim = result.claim
-    return {
-        "title": claim.title, "paper": claim.paper, "protocol": claim.protocol,
-        "figures": result.figures, "samples": result.samples, "notes": result.notes,
-        "n_records": result.n_records, "n_failed": result.n_failed,
-        "expectations": [outcome_dict(o) for o in session.outcomes[claim.id]],
-        **dict(zip(("verdict", "verdict_parts", "verdict_tier"), judged(
-            claim, session.outcomes[claim.id], session.options.tier, session.options.require_real))),
-        "intervals": {m: f.as_dict() for m, f in sorted(result.intervals.items())},
-        "spec_keys": keys,
-        "provenance": session.provenance,  # every number written carries where it came from
-    }
-
-
-def write_results(out: Path, doc: dict) -> Path:
-    """Atomically (temp file + rename): Ctrl-C never leaves half a results.json."""
-    path = out / RESULTS_FILE
-    text = json.dumps(doc, indent=1, sort_keys=True, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{RESULTS_FILE}.", suffix=".tmp", dir=out)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 # ------------------------------------------------------------------------------------------- summary
 
 SUMMARY_WIDTH = 30  # claim-id column
-
-
-def any_failed(doc: dict) -> bool:
-    """idrift.verdicts.exit_status over the claims' words (FAIL; INCONCLUSIVE under --strict)."""
-    require_real = doc["options"].get("require_real", False)
-    words = [claim_verdict(entry, require_real) for entry in doc["claims"].values()]
-    return bool(exit_status(words, strict=doc["options"].get("strict", False)))
-
-
-def claim_verdict(entry: dict, require_real: bool = False) -> str:
-    """The claim's word: the worst of its expectations' (idrift.verdicts.claim_word)."""
-    return claim_word([o["status"] for o in entry["expectations"]], require_real)
 
 
 def key_figures(entry: dict) -> dict[str, float]:
@@ -361,7 +300,7 @@ def summary(doc: dict) -> str:
     for claim_id in [c.id for c in CLAIMS if c.id in doc["claims"]]:
         entry = doc["claims"][claim_id]
         shown = "  ".join(f"{k}={_fmt(v)}" for k, v in key_figures(entry).items()) or "(no figures)"
-        word = claim_verdict(entry, require_real)
+        word = entry_verdict(entry, require_real)
         lines.append(f"{word:13}  {claim_id:{SUMMARY_WIDTH}} {shown}")
         parts = parts_text((o.get("part") or part_of(o["metric"]), o["status"]) for o in entry["expectations"])
         lines.append(f"{'':15}{parts}" + (f"; {entry['verdict_tier']}" if entry.get("verdict_tier") else ""))
@@ -390,171 +329,3 @@ def summary(doc: dict) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------------- reading a run back
-
-
-@dataclass
-class Run:
-    """A run directory, read back. `results()` re-evaluates every claim from the store."""
-
-    path: Path
-    doc: dict
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def profile(self) -> str:
-        return self.doc["options"]["profile"]
-
-    @property
-    def tier(self) -> str:
-        return self.doc["options"]["tier"]
-
-    @property
-    def aggregation(self) -> str:
-        return self.doc["options"]["aggregation"]
-
-    @property
-    def provenance(self) -> dict:
-        return self.doc["provenance"]
-
-    @property
-    def latency(self) -> dict:
-        return self.doc.get("latency") or {}
-
-    @property
-    def claims(self) -> list[Claim]:
-        """The finished claims, in the paper's order (results.json sorts its keys)."""
-        if "scored" in self.doc:  # a scored folder's claims are rebuilt from its results.json
-            from idrift.scoring.folder import scored_claims
-
-            return scored_claims(self.doc)
-        return [claim for claim in CLAIMS if claim.id in self.doc["claims"]]
-
-    @property
-    def store_path(self) -> Path:
-        return self.path / self.doc.get("store", STORE_DIR)
-
-    def open_store(self):
-        """The run's store, read-only; None when it is gone (results.json alone then)."""
-        from idrift.store import ResultsStore
-
-        if not (self.store_path / "results.sqlite").is_file():
-            return None
-        return ResultsStore(self.store_path, readonly=True)
-
-    def records(self, claim_id: str, store=None) -> list[dict] | None:
-        """The claim's per-sample records, as idrift.evaluate reads them; None if the store lacks any."""
-        own = store is None
-        store = store or self.open_store()
-        if store is None:
-            return None
-        try:
-            out = []
-            for key in self.doc["claims"][claim_id]["spec_keys"]:
-                record = store.get(key)
-                if record is None:
-                    return None
-                # The shape of idrift.runner.as_record (not imported: the runner pulls in torch).
-                out.append({"spec": record.spec, "status": record.status, "error": record.error,
-                            "stage_seconds": record.stage_seconds,
-                            "metrics": {name: entry["values"] for name, entry in record.metrics.items()}})
-            return out
-        finally:
-            if own:
-                store.close()
-
-    def results(self) -> dict:
-        """claim id -> ClaimResult, re-evaluated from the store's samples with the run's aggregation.
-
-        Latency figures too: the timed rounds are stored with the arms' samples (the metric `latency`).
-        Where the store is gone or lacks samples, the claim's figures come from results.json, with
-        a note. Where re-evaluation disagrees with results.json, a note says the store changed.
-        """
-        from scipy.stats import ConstantInputWarning
-
-        from idrift.evaluate import ClaimResult, evaluate
-        from idrift.stats import Figure
-
-        out = {}
-        store = self.open_store()
-        if store is None:
-            self.notes.append(f"store {self.store_path} not found: figures taken from {RESULTS_FILE} as written")
-        try:
-            for claim in self.claims:
-                entry = self.doc["claims"][claim.id]
-                records = None if store is None else self.records(claim.id, store)
-                if records is None:
-                    if store is not None:
-                        self.notes.append(f"{claim.id}: the store lacks some of its samples: figures taken "
-                                          f"from {RESULTS_FILE} as written")
-                    out[claim.id] = ClaimResult(claim=claim, figures=dict(entry["figures"]),
-                                                samples={k: dict(v) for k, v in entry["samples"].items()},
-                                                notes=list(entry["notes"]), n_records=entry["n_records"],
-                                                n_failed=entry["n_failed"],
-                                                intervals={m: Figure.from_dict(f) for m, f in entry.get("intervals", {}).items()})
-                    continue
-                with warnings.catch_warnings():
-                    # A constant input makes a rank correlation undefined: evaluate drops that figure
-                    # and says so in the claim's notes; scipy's warning would only repeat it.
-                    warnings.simplefilter("ignore", ConstantInputWarning)
-                    result = evaluate(claim, records, aggregation=self.aggregation)
-                changed = sorted(k for k in result.figures.keys() | entry["figures"].keys()
-                                 if result.figures.get(k) != entry["figures"].get(k))
-                if changed:
-                    self.notes.append(f"{claim.id}: re-evaluated from the store, {len(changed)} figure(s) differ "
-                                      f"from {RESULTS_FILE} (the store changed since the run): {', '.join(changed[:5])}")
-                out[claim.id] = result
-        finally:
-            if store is not None:
-                store.close()
-        return out
-
-
-def load_run(path: str | os.PathLike) -> Run:
-    """Read RUN_DIR/results.json; every problem is an IdriftError that says what to do."""
-    path = Path(path)
-    if not path.is_dir():
-        raise IdriftError(f"run directory {path} does not exist; create one with `idrift run --out {path}`")
-    file = path / RESULTS_FILE
-    if not file.is_file():
-        raise IdriftError(f"{path} has no {RESULTS_FILE}: not a run directory, or its run stopped before the "
-                          f"first claim finished; run `idrift run --out {path}` (it resumes)")
-    try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IdriftError(f"{file} cannot be read ({exc}); {unreadable_results_advice(path)}") from None
-    if not isinstance(doc, dict) or doc.get("run_format") != RUN_FORMAT:
-        found = doc.get("run_format") if isinstance(doc, dict) else None
-        raise IdriftError(f"{file}: run_format {found!r}, this idrift reads {RUN_FORMAT}; rerun `idrift run`")
-    if "scored" in doc:  # a folder of another method's images (`idrift score`): its claims are its own
-        from idrift.scoring.folder import check_scored
-
-        check_scored(path, doc)
-    unknown = [c for c in doc.get("claims", {}) if c not in CLAIMS_BY_ID and "scored" not in doc]
-    if unknown:
-        raise IdriftError(f"{file}: unknown claim(s) {', '.join(unknown)} (written by another idrift version?)")
-    if not doc["claims"]:
-        raise IdriftError(f"{file} holds no finished claim; run `idrift run --out {path}` (it resumes)")
-    run = Run(path=path, doc=doc)
-    if not doc.get("complete"):
-        run.notes.append(f"the run in {path} is incomplete ({len(doc['claims'])} of "
-                         f"{len(doc['options']['claims'])} claims): rerun its command to finish it")
-    return run
-
-
-def session_from_run(run: Run, baseline: str | None = None, results: dict | None = None):
-    """A BenchmarkSession that holds a finished run's results, so `compare` and `bless` use the very
-    gate and baseline code of the pytest path. Nothing is generated and no model is built."""
-    from idrift.evaluate import check_expectations
-    from idrift.session import SKIP_REASONS, BenchmarkSession, SessionOptions
-
-    session = BenchmarkSession(SessionOptions(profile=run.profile, tier=run.tier, baseline=baseline,
-                                              aggregation=run.aggregation, store=str(run.store_path)))
-    # `provenance` is a cached_property that would build the models to fingerprint them. Seeding it
-    # with the run's provenance is both cheaper and right: the numbers came from that run.
-    session.__dict__["provenance"] = run.provenance
-    session.latency = run.latency
-    for claim_id, result in (run.results() if results is None else results).items():
-        session.results[claim_id] = result
-        session.outcomes[claim_id] = check_expectations(result, session.profile, SKIP_REASONS)
-    return session

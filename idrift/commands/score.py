@@ -61,7 +61,7 @@ def register(subparsers) -> None:
 def session_for(args, out: Path):
     """A BenchmarkSession that measures but never generates: its face backend, metrics and store are the
     session's lazy resources; its provenance is the scoring's (no model bundle is built)."""
-    from idrift.commands.run import STORE_DIR
+    from idrift.run_folder import STORE_DIR
     from idrift.session import BenchmarkSession, SessionOptions
 
     session = BenchmarkSession(SessionOptions(
@@ -81,8 +81,7 @@ def provenance(session, manifest_path: Path) -> dict:
     import platform
 
     from idrift.data.identities import sha256_file
-    from idrift.provenance import onnxruntime_provenance
-    from idrift.session import gpu_name, package_versions
+    from idrift.provenance import gpu_name, onnxruntime_provenance, package_versions
 
     prov = {"profile": session.profile, "tier": "full", "gpu": gpu_name(session.device), "device": session.device,
             "packages": package_versions(), "python": platform.python_version(), "machine": platform.machine(),

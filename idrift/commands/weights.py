@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from idrift.models.paths import INFU_VARIANTS, WEIGHT_OPTIONS, check_weights, resolve_weight_paths
+from idrift.models.paths import INFU_VARIANTS, WEIGHT_OPTIONS, resolve_weight_paths
+from idrift.models.weights_check import check_weights
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,13 +45,14 @@ def run_check(args: argparse.Namespace) -> int:
     statuses = verify_statuses(check_weights(paths, option_prefix="--"))  # "found" means it also loads
     if args.json:
         print(json.dumps([{"component": s.component, "found": s.found, "path": s.path, "fingerprint": s.fingerprint,
-                           "problems": list(s.problems), "option": s.option, "env": s.env} for s in statuses], indent=2))
+                           "problems": list(s.problems), "option": s.option, "env": s.env} for s in statuses],
+                         indent=2))
     else:
         rows = [["component", "status", "fingerprint", "path", "set with"]]
         for s in statuses:
             corrupt = any(": corrupt: " in line for line in s.problems)
-            rows.append([s.component, "found" if s.found else "CORRUPT" if corrupt else "MISSING", s.fingerprint or "-", s.path,
-                         "" if s.found else f"{s.option} / {s.env}"])
+            state = "found" if s.found else "CORRUPT" if corrupt else "MISSING"
+            rows.append([s.component, state, s.fingerprint or "-", s.path, "" if s.found else f"{s.option} / {s.env}"])
         print(_table(rows))
         print(f"InfiniteYou variant: {paths.infu_variant}")
         problems = [line for s in statuses for line in s.problems]

@@ -109,7 +109,9 @@ def _fail(path: Path, what: str) -> PromptSetError:
 
 def _parse(path: Path, data: object) -> tuple[str, int, str, tuple[Prompt, ...]]:
     if not isinstance(data, dict):
-        raise _fail(path, f"expected a JSON object with keys name, version, description, prompts; got {type(data).__name__}")
+        raise _fail(
+            path, f"expected a JSON object with keys name, version, description, prompts; got {type(data).__name__}"
+        )
     missing = [k for k in ("name", "version", "description", "prompts") if k not in data]
     if missing:
         raise _fail(path, f"missing key(s) {', '.join(missing)}")

@@ -87,7 +87,10 @@ def resolve_antelopev2(model_root: str | os.PathLike | None) -> Path:
     if not onnx_files:
         hint = ""
         if (folder / "antelopev2").is_dir() and any((folder / "antelopev2").glob("*.onnx")):
-            hint = f" (they are in {folder / 'antelopev2'}: antelopev2.zip was unpacked one level too deep; point idrift there or move them up)"
+            hint = (
+                f" (they are in {folder / 'antelopev2'}: antelopev2.zip was unpacked one level too deep; "
+                "point idrift there or move them up)"
+            )
         what = "is empty" if not any(folder.iterdir()) else "holds no .onnx files"
         raise ModelFolderError(
             f"antelopev2 folder {folder} {what}{hint}; expected the files {expected} from antelopev2.zip "
@@ -96,7 +99,8 @@ def resolve_antelopev2(model_root: str | os.PathLike | None) -> Path:
     missing = [name for name in REQUIRED_FILES.values() if not (folder / name).is_file()]
     if missing:
         raise ModelFolderError(
-            f"antelopev2 folder {folder} lacks {', '.join(missing)} (found {', '.join(onnx_files)}; expected {expected}); "
+            f"antelopev2 folder {folder} lacks {', '.join(missing)} "
+            f"(found {', '.join(onnx_files)}; expected {expected}); "
             f"copy the complete antelopev2 package there or {HOW_TO_SET}"
         )
     return folder
@@ -168,7 +172,9 @@ class ArcFaceBackend:
             return (self.static_det_size,)
         return tuple((s, s) for s in REFERENCE_DET_SIZES)
 
-    def detect_reference(self, image: np.ndarray, *, with_age: bool = False) -> tuple[list[DetectedFace], tuple[int, int]]:
+    def detect_reference(
+        self, image: np.ndarray, *, with_age: bool = False
+    ) -> tuple[list[DetectedFace], tuple[int, int]]:
         """The faces of a reference photo as InfiniteYou finds them: at 640, else 320, else 160 px.
         Returns (faces, the detector size that found them; the last size tried when none did)."""
         faces: list[DetectedFace] = []
@@ -178,7 +184,9 @@ class ArcFaceBackend:
                 break
         return faces, size
 
-    def detect(self, image: np.ndarray, *, with_age: bool = False, det_size: tuple[int, int] | None = None) -> list[DetectedFace]:
+    def detect(
+        self, image: np.ndarray, *, with_age: bool = False, det_size: tuple[int, int] | None = None
+    ) -> list[DetectedFace]:
         """All faces above `det_threshold`, detected at `det_size` (default: the backend's)."""
         from insightface.app.common import Face
         from insightface.utils.face_align import norm_crop
@@ -196,8 +204,8 @@ class ArcFaceBackend:
             norm = np.linalg.norm(feat)
             if not np.isfinite(norm) or norm == 0:
                 raise NonFiniteError(
-                    f"{self.folder / REQUIRED_FILES['recognition']} returned an embedding with norm {norm} for the face "
-                    f"at {tuple(round(v) for v in bbox)}; the recognition model is broken"
+                    f"{self.folder / REQUIRED_FILES['recognition']} returned an embedding with norm {norm} "
+                    f"for the face at {tuple(round(v) for v in bbox)}; the recognition model is broken"
                 )
             age = None
             if with_age:  # genderage costs as much as the embedding on a CPU provider: only when asked

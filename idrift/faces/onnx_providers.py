@@ -56,7 +56,10 @@ def preload_cuda_libraries() -> str:
     import onnxruntime
 
     if not hasattr(onnxruntime, "preload_dlls"):
-        return f"onnxruntime {onnxruntime.__version__} has no preload_dlls (older than 1.21): relying on the library path"
+        return (
+            f"onnxruntime {onnxruntime.__version__} has no preload_dlls (older than 1.21): "
+            "relying on the library path"
+        )
     try:
         onnxruntime.preload_dlls()
     except Exception as exc:  # a missing library shows up as the session's provider; record why

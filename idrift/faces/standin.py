@@ -1,9 +1,10 @@
-"""Stand-in antelopev2 ONNX files, built in code: no real antelopev2 weights exist offline.
+"""Timing stand-ins of antelopev2's ONNX files, built in code: no real antelopev2 weights exist offline.
 
-Both builders write a folder with the real files' names (`scrfd_10g_bnkps.onnx`, `glintr100.onnx`,
-`genderage.onnx`) and the real input/output names, counts and ranks, so insightface routes and runs
-them exactly as it runs the real ones (`ArcFaceBackend(folder)` works unchanged). Their WEIGHTS ARE
-NOT antelopev2's: an identity similarity, a detection or an age computed with them means nothing.
+`build_standin_antelopev2` writes a folder with the real files' names (`scrfd_10g_bnkps.onnx`,
+`glintr100.onnx`, `genderage.onnx`) and the real input/output names, counts and ranks, so insightface
+routes and runs them exactly as it runs the real ones (`ArcFaceBackend(folder)` works unchanged). Their
+WEIGHTS ARE NOT antelopev2's: an identity similarity, a detection or an age computed with them means
+nothing. The TEST stand-ins, tiny graphs with exactly known behaviour, are idrift/faces/synthetic.py's.
 
 `build_standin_antelopev2(folder)` -- for TIMING ONLY.
     The real networks' architectures and therefore their cost, with seeded random weights:
@@ -23,13 +24,6 @@ NOT antelopev2's: an identity similarity, a detection or an age computed with th
     portrait with one face. Files: ~17 MB, ~261 MB, <1 MB (the sizes of the real ones, roughly);
     building takes a few seconds.
 
-`build_synthetic_antelopev2(folder)` -- for TESTS of the insightface path (tests/conftest.py).
-    Tiny graphs with exactly known behaviour (see `SYNTH_*`, `synthetic_projection`): the detector
-    has a static 160x160 input and always reports one face at `SYNTH_FACE_BOX_DET` (score 0.9) plus a
-    weak one (score 0.3); the recogniser is 14x14 average pooling of the aligned 112x112 crop followed
-    by `synthetic_projection()`; gender/age is always [0.2, 0.8, 0.34] (male, 34). Costs nothing, so it
-    says nothing about time.
-
 Example (timing stand-ins):
     >>> folder = build_standin_antelopev2(tmp_path / "antelopev2")  # doctest: +SKIP
     >>> backend = ArcFaceBackend(folder, det_size=(640, 640))         # doctest: +SKIP
@@ -42,45 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-# The ArcFace alignment template (insightface.utils.face_align.arcface_dst), 112x112 crop pixels.
-ARCFACE_DST = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
-    dtype=np.float32,
-)
-STRIDES = (8, 16, 32)
-NUM_ANCHORS = 2  # SCRFD's anchors per feature-map cell
-OPSET = 17
-IR_VERSION = 9  # readable by every onnxruntime >= 1.15
-
-
-def _save(graph, path: Path) -> None:
-    import onnx
-    from onnx import helper
-
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = IR_VERSION
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-
-
-def _face_keypoints(box) -> np.ndarray:
-    """Five keypoints placed in `box` (x1, y1, x2, y2) as the ArcFace template places them in its crop."""
-    x1, y1, x2, _ = box
-    return np.array([x1, y1], np.float32) + ARCFACE_DST * ((x2 - x1) / 112.0)
-
-
-def _anchor_targets(box, centre, stride) -> tuple[np.ndarray, np.ndarray]:
-    """SCRFD's raw bbox (l, t, r, b) and kps predictions, in stride units, that decode to `box` and its
-    keypoints at the anchor centred on `centre` (insightface multiplies both by the stride)."""
-    cx, cy = centre
-    x1, y1, x2, y2 = box
-    bbox = np.array([cx - x1, cy - y1, x2 - cx, y2 - cy], np.float32) / stride
-    kps = ((_face_keypoints(box) - np.array([cx, cy], np.float32)) / stride).ravel()
-    return bbox, kps
-
-
-# ==================================================================================================
-# Timing stand-ins: real architectures, random weights.
+from idrift.faces.antelopev2_layout import NUM_ANCHORS, STRIDES, anchor_targets, save_model
 
 # Where the pinned face is, in detector-input pixels. With det_size 640 an 864x1152 portrait is resized
 # to 480x640 in the top-left corner of the input: this box (180x240) then lies on the face's usual place.
@@ -128,7 +84,8 @@ class _Net:
         """k x k convolution with bias ('same' padding), He-initialised; `gain` scales the weights
         (residual branches use a small one, so random activations stay finite through 100 layers)."""
         fan_in = cin // group * k * k
-        w = self.rng.standard_normal((cout, cin // group, k, k), dtype=np.float32) * np.float32(gain * np.sqrt(2.0 / fan_in))
+        scale = np.float32(gain * np.sqrt(2.0 / fan_in))
+        w = self.rng.standard_normal((cout, cin // group, k, k), dtype=np.float32) * scale
         b = np.zeros(cout, np.float32)
         pad = k // 2
         return self.op(
@@ -199,12 +156,14 @@ def _scrfd_10g(net: _Net) -> tuple[str, list[tuple[str, str, int]]]:
         for _ in range(3):
             t, c = net.relu(net.conv(t, c, 80)), 80
         cls = net.op("Sigmoid", [net.flat(net.conv(t, 80, NUM_ANCHORS * 1), 1)])
-        reg = net.op("Mul", [net.flat(net.conv(t, 80, NUM_ANCHORS * 4), 4), net.const(np.array(1.0, np.float32), "scale")])
+        reg = net.op(
+            "Mul", [net.flat(net.conv(t, 80, NUM_ANCHORS * 4), 4), net.const(np.array(1.0, np.float32), "scale")]
+        )
         kps = net.flat(net.conv(t, 80, NUM_ANCHORS * 10), 10)
         # Pin the outputs (module docstring): all scores 0, except one face at the pinned anchor.
         cls = net.op("Mul", [cls, net.const(np.array(0.0, np.float32), "zero")], "pin")
         if stride == _PIN_STRIDE:
-            bbox_t, kps_t = _anchor_targets(STANDIN_FACE_BOX_DET, _PIN_CENTRE, _PIN_STRIDE)
+            bbox_t, kps_t = anchor_targets(STANDIN_FACE_BOX_DET, _PIN_CENTRE, _PIN_STRIDE)
             row = net.const(np.array([[_PIN_INDEX]], np.int64), "row")
             cls = net.op("ScatterND", [cls, net.const(np.array([[_PIN_INDEX, 0]], np.int64), "cell"),
                                        net.const(np.array([STANDIN_FACE_SCORE], np.float32), "score")], "pin")
@@ -268,13 +227,13 @@ def build_standin_antelopev2(folder: str | Path, seed: int = 0) -> Path:
         net.nodes.append(helper.make_node("Identity", [tensor], [name], name=name + "_out"))
         graph_outputs.append(helper.make_tensor_value_info(name, f32, [f"n_{name}", width]))
     det_in = helper.make_tensor_value_info(x, f32, [1, 3, "height", "width"])  # dynamic, like the real file
-    _save(helper.make_graph(net.nodes, "scrfd_10g_bnkps_standin", [det_in], graph_outputs, initializer=net.inits),
+    save_model(helper.make_graph(net.nodes, "scrfd_10g_bnkps_standin", [det_in], graph_outputs, initializer=net.inits),
           folder / "scrfd_10g_bnkps.onnx")
 
     net = _Net(seed + 1)
     x, out = _iresnet100(net)
     net.nodes.append(helper.make_node("Identity", [out], ["fc1"], name="fc1_out"))
-    _save(helper.make_graph(net.nodes, "glintr100_standin",
+    save_model(helper.make_graph(net.nodes, "glintr100_standin",
                             [helper.make_tensor_value_info(x, f32, ["batch", 3, 112, 112])],
                             [helper.make_tensor_value_info("fc1", f32, ["batch", 512])], initializer=net.inits),
           folder / "glintr100.onnx")
@@ -282,7 +241,7 @@ def build_standin_antelopev2(folder: str | Path, seed: int = 0) -> Path:
     net = _Net(seed + 2)
     x, out = _genderage(net)
     net.nodes.append(helper.make_node("Identity", [out], ["fc1"], name="fc1_out"))
-    _save(helper.make_graph(net.nodes, "genderage_standin",
+    save_model(helper.make_graph(net.nodes, "genderage_standin",
                             [helper.make_tensor_value_info(x, f32, [1, 3, 96, 96])],
                             [helper.make_tensor_value_info("fc1", f32, [1, 3])], initializer=net.inits),
           folder / "genderage.onnx")
@@ -323,138 +282,3 @@ def multiply_adds(path: str | Path, input_shape: tuple[int, ...]) -> int:
             k, n = weights[node.input[1]]
             total += shapes[node.output[0]][0] * k * n
     return total
-
-
-# ==================================================================================================
-# Test stand-ins: tiny graphs with known behaviour (used by tests/conftest.py's synthetic_antelopev2).
-
-SYNTH_DET_SIZE = 160
-SYNTH_FACE_BOX_DET = (40.0, 24.0, 120.0, 104.0)  # in the detector's 160x160 input
-SYNTH_AGE = 34.0
-
-
-def synthetic_projection() -> np.ndarray:
-    """The synthetic recogniser's fixed projection of the pooled 3x8x8 crop (192 values) to 512-d."""
-    return np.random.default_rng(0).standard_normal((192, 512)).astype(np.float32)
-
-
-def _scrfd_outputs(size: int = SYNTH_DET_SIZE) -> list[tuple[str, np.ndarray]]:
-    scores, boxes, kpss = [], [], []
-    for stride in STRIDES:
-        n = (size // stride) ** 2 * NUM_ANCHORS
-        scores.append(np.zeros((n, 1), np.float32))
-        boxes.append(np.ones((n, 4), np.float32))
-        kpss.append(np.zeros((n, 10), np.float32))
-
-    def place(level, stride, cell_x, cell_y, score, box):
-        # Anchors are row-major cells, two anchors per cell, centred at (cell_x, cell_y) * stride.
-        index = (cell_y * (size // stride) + cell_x) * NUM_ANCHORS
-        scores[level][index, 0] = score
-        boxes[level][index], kpss[level][index] = _anchor_targets(box, (cell_x * stride, cell_y * stride), stride)
-
-    place(1, 16, 5, 4, 0.9, SYNTH_FACE_BOX_DET)  # centre (80, 64)
-    place(0, 8, 3, 16, 0.3, (16.0, 120.0, 40.0, 144.0))  # weak detection, centre (24, 128)
-    named = []
-    for kind, arrays in (("score", scores), ("bbox", boxes), ("kps", kpss)):
-        for stride, array in zip(STRIDES, arrays):
-            named.append((f"{kind}_{stride}", array))
-    return named
-
-
-def _size_dependent_detector(face_at: int, path: Path) -> None:
-    """A detector with a dynamic input that reports the synthetic faces only for a `face_at` x `face_at`
-    input and nothing at any other size (all-zero scores of the size's anchor counts): a reference that
-    SCRFD finds only at one detection size, for the 640 -> 320 -> 160 fallback."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    c = numpy_helper.from_array
-    nodes = [
-        helper.make_node("Shape", ["input.1"], ["in_shape"], name="shape"),
-        helper.make_node("Gather", ["in_shape", "idx_w"], ["in_w"], axis=0, name="width"),
-        helper.make_node("Gather", ["in_shape", "idx_h"], ["in_h"], axis=0, name="height"),
-        helper.make_node("Equal", ["in_w", "face_w"], ["is_w"], name="eq_w"),
-        helper.make_node("Equal", ["in_h", "face_w"], ["is_h"], name="eq_h"),
-        helper.make_node("And", ["is_w", "is_h"], ["found"], name="and"),
-    ]
-    inits = [c(np.array(3, np.int64), "idx_w"), c(np.array(2, np.int64), "idx_h"), c(np.array(face_at, np.int64), "face_w")]
-    def out_info(name, array):
-        return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["anchors_" + name.split("_")[1], array.shape[1]])
-
-    outputs = [out_info(n, a) for n, a in _scrfd_outputs(face_at)]
-    then_nodes = [helper.make_node("Constant", [], [n], value=c(a, n + "_v"), name="c_" + n) for n, a in _scrfd_outputs(face_at)]
-    else_nodes = []
-    for name, array in _scrfd_outputs(face_at):
-        kind, stride = name.split("_")
-        stride_c, width_c = f"stride_{name}", f"cols_{name}"
-        inits += [c(np.array(int(stride), np.int64), stride_c), c(np.array([array.shape[1]], np.int64), width_c)]
-        else_nodes += [
-            helper.make_node("Div", ["in_h", stride_c], [f"rows_{name}"], name=f"rh_{name}"),
-            helper.make_node("Div", ["in_w", stride_c], [f"colsw_{name}"], name=f"rw_{name}"),
-            helper.make_node("Mul", [f"rows_{name}", f"colsw_{name}"], [f"cells_{name}"], name=f"cells_{name}_n"),
-            helper.make_node("Mul", [f"cells_{name}", "anchors"], [f"n_{name}"], name=f"n_{name}_n"),
-            helper.make_node("Unsqueeze", [f"n_{name}", "axis0"], [f"n1_{name}"], name=f"u_{name}"),
-            helper.make_node("Concat", [f"n1_{name}", width_c], [f"shape_{name}"], axis=0, name=f"s_{name}"),
-            helper.make_node("ConstantOfShape", [f"shape_{name}"], [name],
-                             value=c(np.array([1.0 if kind == "bbox" else 0.0], np.float32), f"v_{name}"), name=f"z_{name}"),
-        ]
-    inits += [c(np.array(NUM_ANCHORS, np.int64), "anchors"), c(np.array([0], np.int64), "axis0")]
-    then_graph = helper.make_graph(then_nodes, "face", [], [out_info(n, a) for n, a in _scrfd_outputs(face_at)])
-    else_graph = helper.make_graph(else_nodes, "no_face", [], [out_info(n, a) for n, a in _scrfd_outputs(face_at)])
-    nodes.append(helper.make_node("If", ["found"], [n for n, _ in _scrfd_outputs(face_at)], then_branch=then_graph,
-                                  else_branch=else_graph, name="if_found"))
-    det_in = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, "height", "width"])
-    _save(helper.make_graph(nodes, "scrfd", [det_in], outputs, initializer=inits), path)
-
-
-def build_synthetic_antelopev2(folder: str | Path, face_at_det_size: int | None = None) -> Path:
-    """Write the known-behaviour TEST stand-ins (module docstring) into `folder`; returns it.
-    `face_at_det_size`: a detector with a dynamic input that finds the faces only at that detection size
-    (`_size_dependent_detector`) instead of the static 160x160 one."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def zero_of_input(input_name):
-        # A scalar 0 that depends on the input, so outputs are computed from the graph input.
-        return [
-            helper.make_node("ReduceMean", [input_name], ["mean"], keepdims=0, name="reduce"),
-            helper.make_node("Mul", ["mean", "zero_c"], ["zero"], name="zeroing"),
-        ], numpy_helper.from_array(np.array(0.0, np.float32), "zero_c")
-
-    # Detector (SCRFD layout with keypoints: 9 outputs).
-    nodes, zero_c = zero_of_input("input.1")
-    inits, outputs = [zero_c], []
-    for name, array in _scrfd_outputs():
-        inits.append(numpy_helper.from_array(array, name + "_c"))
-        nodes.append(helper.make_node("Add", [name + "_c", "zero"], [name], name="add_" + name))
-        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(array.shape)))
-    det_in = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, SYNTH_DET_SIZE, SYNTH_DET_SIZE])
-    _save(helper.make_graph(nodes, "scrfd", [det_in], outputs, initializer=inits), folder / "scrfd_10g_bnkps.onnx")
-    if face_at_det_size is not None:
-        _size_dependent_detector(int(face_at_det_size), folder / "scrfd_10g_bnkps.onnx")
-
-    # Recogniser: node names avoid 'Sub'/'Mul' prefixes, so insightface normalises with mean/std 127.5.
-    rec_nodes = [
-        helper.make_node("AveragePool", ["data"], ["pooled"], kernel_shape=[14, 14], strides=[14, 14], name="pool"),
-        helper.make_node("Flatten", ["pooled"], ["flat"], axis=1, name="flatten"),
-        helper.make_node("MatMul", ["flat", "proj_w"], ["fc1"], name="proj"),
-    ]
-    rec_in = helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 3, 112, 112])
-    rec_out = helper.make_tensor_value_info("fc1", TensorProto.FLOAT, ["N", 512])
-    _save(
-        helper.make_graph(
-            rec_nodes, "arcface", [rec_in], [rec_out],
-            initializer=[numpy_helper.from_array(synthetic_projection(), "proj_w")],
-        ),
-        folder / "glintr100.onnx",
-    )
-
-    # Gender/age: constant [female, male, age/100].
-    ga_nodes, zero_c = zero_of_input("data")
-    ga_nodes.append(helper.make_node("Add", ["ga_c", "zero"], ["fc1"], name="add_out"))
-    ga_in = helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 96, 96])
-    ga_out = helper.make_tensor_value_info("fc1", TensorProto.FLOAT, [1, 3])
-    ga_c = numpy_helper.from_array(np.array([[0.2, 0.8, SYNTH_AGE / 100]], np.float32), "ga_c")
-    _save(helper.make_graph(ga_nodes, "genderage", [ga_in], [ga_out], initializer=[zero_c, ga_c]), folder / "genderage.onnx")
-    return folder

@@ -157,14 +157,17 @@ def identity_shift(identity: DetectedFace, reference: DetectedFace | None, candi
     generated faces against each other: 1 when the identity did not move at all). A figure that needs a
     missing face is None, and ``reason`` says which image has none.
     """
-    out = {"id_sim_reference": None if reference is None else cosine_similarity(identity.embedding, reference.embedding),
-           "id_sim_candidate": None if candidate is None else cosine_similarity(identity.embedding, candidate.embedding),
+    out = {"id_sim_reference": (None if reference is None
+                                else cosine_similarity(identity.embedding, reference.embedding)),
+           "id_sim_candidate": (None if candidate is None
+                                else cosine_similarity(identity.embedding, candidate.embedding)),
            "id_sim_delta": None, "id_sim_between": None}
     if reference is not None and candidate is not None:
         out["id_sim_delta"] = out["id_sim_candidate"] - out["id_sim_reference"]
         out["id_sim_between"] = cosine_similarity(reference.embedding, candidate.embedding)
     else:
-        missing = [name for name, face in (("the reference path's image", reference), ("the candidate image", candidate))
+        missing = [name for name, face in (("the reference path's image", reference),
+                                           ("the candidate image", candidate))
                    if face is None]
         out["reason"] = f"no face in {' or '.join(missing)}"
     return out

@@ -58,7 +58,8 @@ STAGES: tuple[str, ...] = (
 
 
 # Keys record_benchmark writes into benchmark.extra_info.
-TIMING_KEYS: tuple[str, ...] = ("stage_medians_s", "gpu_peak_bytes", "rss_peak_bytes", "device", "rounds", "warmup_rounds")
+TIMING_KEYS: tuple[str, ...] = ("stage_medians_s", "gpu_peak_bytes", "rss_peak_bytes", "device", "rounds",
+                                "warmup_rounds")
 
 
 def _rss_peak_bytes() -> int:
@@ -91,7 +92,8 @@ class StageTimer:
         self.device = torch.device(device if device is not None else "cpu")
         self.is_cuda = self.device.type == "cuda"
         if self.is_cuda and not torch.cuda.is_available():
-            raise RuntimeError(f"StageTimer(device={str(self.device)!r}): CUDA is not available in this process; pass 'cpu'")
+            raise RuntimeError(f"StageTimer(device={str(self.device)!r}): CUDA is not available in this process; "
+                               "pass 'cpu'")
         self.stages = tuple(stages)
         self.clock = clock
         self._seconds: dict[str, float] = {}
@@ -279,7 +281,7 @@ def _check_json(extra_info: dict, where: str) -> None:
         ) from exc
 
 
-def _benchmark_measurement(
+def record_benchmark(
     benchmark: Any,
     fn: Callable[[StageTimer], Any],
     *,
@@ -289,7 +291,16 @@ def _benchmark_measurement(
     device: str | torch.device | None = None,
     stages: tuple[str, ...] = STAGES,
 ) -> tuple[Any, Measurement]:
-    """record_benchmark's work: (fn's result, the measured rounds as a Measurement)."""
+    """Time `fn(timer)` with pytest-benchmark's `benchmark` fixture and attach the stage breakdown.
+
+    Calls `benchmark.pedantic(..., rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)`, so
+    pytest-benchmark's statistics, JSON and comparisons cover exactly the measured rounds. Then
+    `benchmark.extra_info` gets `stage_medians_s`, `gpu_peak_bytes`, `rss_peak_bytes`, `device`,
+    `rounds`, `warmup_rounds` and everything in `extra_info` (e.g. provenance). Returns (fn's result,
+    the measured rounds as a Measurement).
+
+    With `--benchmark-disable` pytest-benchmark calls fn once; the stages of that call are recorded.
+    """
     _check_counts(warmup_rounds, rounds, "record_benchmark")
     _check_json(extra_info, "record_benchmark")
     clash = sorted(set(extra_info) & set(TIMING_KEYS))
@@ -309,30 +320,6 @@ def _benchmark_measurement(
     benchmark.extra_info.update(timing)
     benchmark.extra_info.update(extra_info)
     return result, m
-
-
-def record_benchmark(
-    benchmark: Any,
-    fn: Callable[[StageTimer], Any],
-    *,
-    rounds: int,
-    warmup_rounds: int,
-    extra_info: dict,
-    device: str | torch.device | None = None,
-    stages: tuple[str, ...] = STAGES,
-) -> Any:
-    """Time `fn(timer)` with pytest-benchmark's `benchmark` fixture and attach the stage breakdown.
-
-    Calls `benchmark.pedantic(..., rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)`, so
-    pytest-benchmark's statistics, JSON and comparisons cover exactly the measured rounds. Then
-    `benchmark.extra_info` gets `stage_medians_s`, `gpu_peak_bytes`, `rss_peak_bytes`, `device`,
-    `rounds`, `warmup_rounds` and everything in `extra_info` (e.g. provenance). Returns fn's result.
-
-    With `--benchmark-disable` pytest-benchmark calls fn once; the stages of that call are recorded.
-    """
-    result, _ = _benchmark_measurement(benchmark, fn, rounds=rounds, warmup_rounds=warmup_rounds,
-                                       extra_info=extra_info, device=device, stages=stages)
-    return result
 
 
 # ---- latency as a stored metric ---------------------------------------------------------------
@@ -395,6 +382,6 @@ def time_rounds(
     if benchmark is None:
         m = measure(fn, warmup=warmup_rounds, rounds=rounds, device=device, stages=stages)
     else:
-        _, m = _benchmark_measurement(benchmark, fn, rounds=rounds, warmup_rounds=warmup_rounds,
-                                      extra_info=extra_info or {}, device=device, stages=stages)
+        _, m = record_benchmark(benchmark, fn, rounds=rounds, warmup_rounds=warmup_rounds,
+                                extra_info=extra_info or {}, device=device, stages=stages)
     return latency_values(m, warmup_rounds)

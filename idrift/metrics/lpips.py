@@ -60,7 +60,8 @@ FITS: tuple[str, ...] = ("stretch", "center_crop")
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision's VGG16_Weights.IMAGENET1K_V1 file name
 _IMPL_REVISION = 1  # bump when idrift's preprocessing changes, so stored values are recomputed
 
-_EXPECTED = "a PIL image in mode RGB, a uint8 numpy array of shape (H, W, 3), or a float torch tensor of shape (3, H, W) or (1, 3, H, W) with values in [0, 1]"
+_EXPECTED = ("a PIL image in mode RGB, a uint8 numpy array of shape (H, W, 3), "
+             "or a float torch tensor of shape (3, H, W) or (1, 3, H, W) with values in [0, 1]")
 
 
 def vgg16_weights_path() -> Path:
@@ -104,7 +105,8 @@ def to_unit_tensor(image: Any, name: str = "image") -> torch.Tensor:
     """Convert one image to a float32 CPU tensor (1, 3, H, W) in [0, 1], or raise ImageError naming `name`."""
     if isinstance(image, Image.Image):
         if image.mode != "RGB":
-            raise ImageError(f"{name}: PIL image in mode {image.mode!r}; expected mode 'RGB' (use image.convert('RGB'))")
+            raise ImageError(f"{name}: PIL image in mode {image.mode!r}; "
+                             "expected mode 'RGB' (use image.convert('RGB'))")
         image = np.array(image)  # a copy: PIL buffers are read-only
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
@@ -120,7 +122,8 @@ def to_unit_tensor(image: Any, name: str = "image") -> torch.Tensor:
     if isinstance(image, torch.Tensor):
         if not image.is_floating_point():
             raise ImageError(
-                f"{name}: tensor of dtype {image.dtype}; expected a float tensor in [0, 1] (for uint8 use x.float() / 255)"
+                f"{name}: tensor of dtype {image.dtype}; "
+                "expected a float tensor in [0, 1] (for uint8 use x.float() / 255)"
             )
         shape = tuple(image.shape)
         if image.ndim == 3:
@@ -304,7 +307,8 @@ class LPIPSMetric:
         """Distances of pairs (images_a[i], images_b[i]), `batch_size` pairs per forward pass (not kept)."""
         images_a, images_b = list(images_a), list(images_b)
         if len(images_a) != len(images_b):
-            raise ValueError(f"distance_batch: images_a has {len(images_a)} images but images_b has {len(images_b)}; expected pairs")
+            raise ValueError(f"distance_batch: images_a has {len(images_a)} images "
+                             f"but images_b has {len(images_b)}; expected pairs")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"distance_batch: batch_size must be an int >= 1, got {batch_size!r}")
         out: list[float] = []
@@ -321,7 +325,8 @@ class LPIPSMetric:
         if not isinstance(key, str) or not key:
             raise ValueError(f"LPIPSMetric: key must be a non-empty string (e.g. RunSpec.key), got {key!r}")
         if key in self._values:
-            raise ValueError(f"LPIPSMetric: pair {key!r} was already measured; keys must be unique (call reset() to start over)")
+            raise ValueError(f"LPIPSMetric: pair {key!r} was already measured; "
+                             "keys must be unique (call reset() to start over)")
 
     def update(self, key: str, image_a: Any, image_b: Any) -> float:
         """Measure one pair, keep it under `key`, return its distance."""
@@ -330,7 +335,8 @@ class LPIPSMetric:
         self._values[key] = d
         return d
 
-    def update_many(self, keys: Iterable[str], images_a: Sequence[Any], images_b: Sequence[Any], batch_size: int = 8) -> list[float]:
+    def update_many(self, keys: Iterable[str], images_a: Sequence[Any], images_b: Sequence[Any],
+                    batch_size: int = 8) -> list[float]:
         """Batched `update` for many pairs."""
         keys = list(keys)
         if len(keys) != len(set(keys)):

@@ -51,7 +51,8 @@ class ModelBundle:
 
     def backbone(self, name: str) -> torch.nn.Module:
         if name not in self.backbone_factories:
-            raise KeyError(f"backbone {name!r} is not available in the {self.profile} bundle; have {sorted(self.backbone_factories)}")
+            raise KeyError(f"backbone {name!r} is not available in the {self.profile} bundle; "
+                           f"have {sorted(self.backbone_factories)}")
         if name not in self._resident:
             if self.max_resident_backbones is not None:  # evict before building: keeps the peak low
                 self.evict_backbones(keep=self.max_resident_backbones - 1)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from idrift.errors import WeightsError
-from idrift.models.paths import DEFAULT_CLIP, clip_layout_problems  # noqa: F401  (the layout check lives with the others)
+from idrift.models.component_checks import clip_layout_problems  # the layout check lives with the others
+from idrift.models.paths import DEFAULT_CLIP  # noqa: F401  (part of this module's API: the default CLIP)
 
 TINY_SEED = 0
 TINY_CONFIG = {

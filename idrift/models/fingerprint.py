@@ -2,14 +2,13 @@
 
 A fingerprint says "these are the same weights as last time" fast enough to run on every benchmark
 session, over checkpoints of tens of gigabytes. It is built from what identifies a checkpoint and
-costs little to read:
+costs little to read; what is hashed, per kind of file:
 
-| file | what is hashed |
-|---|---|
-| `*.safetensors` | the file size + the JSON header (every tensor's name, dtype, shape and byte offsets, and the metadata) + the first and the last MiB of the file |
-| `*.json` (config.json, model_index.json, shard indexes, tokenizer files) | the whole file |
-| tokenizer vocabularies (`*.txt`, `*.model`) | the whole file (small) |
-| `*.bin`, `*.pth`, `*.pt`, `*.onnx`, anything else | the file size + the first and the last MiB |
+- `*.safetensors`: the file size + the JSON header (every tensor's name, dtype, shape and byte offsets,
+  and the metadata) + the first and the last MiB of the file
+- `*.json` (config.json, model_index.json, shard indexes, tokenizer files): the whole file
+- tokenizer vocabularies (`*.txt`, `*.model`): the whole file (small)
+- `*.bin`, `*.pth`, `*.pt`, `*.onnx`, anything else: the file size + the first and the last MiB
 
 This is a FAST fingerprint, not a cryptographic hash of the whole file: at most about 2 MiB plus the
 header is read per file, so two files of the same size and layout that differ only in bytes away from
@@ -62,9 +61,13 @@ def _raw_safetensors_header(path: Path) -> tuple[bytes, int]:
         with open(path, "rb") as f:
             prefix = f.read(8)
             if len(prefix) < 8:
-                raise WeightsError(f"corrupt safetensors file {path}: {size} bytes, too short for the 8-byte header length")
+                raise WeightsError(
+                    f"corrupt safetensors file {path}: {size} bytes, too short for the 8-byte header length"
+                )
             if prefix == LFS_POINTER_PREFIX[:8]:
-                raise WeightsError(f"{path} is a Git LFS pointer, not the weights: run `git lfs pull` in its repository")
+                raise WeightsError(
+                    f"{path} is a Git LFS pointer, not the weights: run `git lfs pull` in its repository"
+                )
             (length,) = struct.unpack("<Q", prefix)
             if length == 0 or length > MAX_SAFETENSORS_HEADER or length > size - 8:
                 raise WeightsError(
@@ -92,7 +95,9 @@ def _parse_safetensors(path: Path) -> tuple[dict, bytes]:
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"corrupt safetensors header in {path}: the header is not JSON ({exc}); re-copy the file") from exc
+        raise WeightsError(
+            f"corrupt safetensors header in {path}: the header is not JSON ({exc}); re-copy the file"
+        ) from exc
     if not isinstance(header, dict):
         raise WeightsError(f"corrupt safetensors header in {path}: the header is not a JSON object")
     data_size = size - 8 - len(raw)

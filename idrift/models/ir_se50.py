@@ -38,7 +38,9 @@ class _BottleneckIRSE(nn.Module):
         if in_channels == depth:
             self.shortcut_layer = nn.MaxPool2d(1, stride)
         else:
-            self.shortcut_layer = nn.Sequential(nn.Conv2d(in_channels, depth, 1, stride, bias=False), nn.BatchNorm2d(depth))
+            self.shortcut_layer = nn.Sequential(
+                nn.Conv2d(in_channels, depth, 1, stride, bias=False), nn.BatchNorm2d(depth)
+            )
         self.res_layer = nn.Sequential(
             nn.BatchNorm2d(in_channels),
             nn.Conv2d(in_channels, depth, 3, 1, 1, bias=False),

@@ -9,6 +9,7 @@ root/
   FLUX.1-dev/      model_index.json, transformer/ (sharded), scheduler/, vae/, text_encoder/,
                    text_encoder_2/ (sharded), tokenizer/, tokenizer_2/
   FLUX.1-schnell/  the same, with the schnell-like transformer and scheduler
+                   (one such folder per backbone of idrift.models.backbones, named by its title)
   InfiniteYou/infu_flux_v1.0/aes_stage2/
                    InfuseNetModel/ (config.json + sharded safetensors with an index),
                    image_proj_model.bin ({"image_proj": Resampler state dict}),
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from idrift.models.backbones import REGISTRY
 from idrift.models.paths import ARCFACE_FILE, IMAGE_PROJ_CONFIG_FILE, IMAGE_PROJ_FILE, INFU_VERSION_DIR, WeightPaths
 
 # Small shards, so the tiny layout exercises the sharded (index + shards) path of the real checkpoints.
@@ -74,20 +76,19 @@ def save_tiny_as_real_layout(root: str | Path, seed: int = 0, variants: Sequence
 
     root = Path(root)
     parts = tiny.build_components(seed)
-    configs = {"dev": tiny.FLOW_MATCH_DEV, "schnell": tiny.FLOW_MATCH_SCHNELL}
     flux_dirs = {}
-    for name, folder_name in (("dev", "FLUX.1-dev"), ("schnell", "FLUX.1-schnell")):
-        folder = root / folder_name
+    for backbone in REGISTRY:
+        folder = root / backbone.title
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "model_index.json").write_text(json.dumps(_model_index(diffusers.__version__), indent=2))
-        tiny.build_backbone(name, seed).save_pretrained(folder / "transformer", max_shard_size=_SHARD)
-        FlowMatchEulerDiscreteScheduler(**configs[name]).save_pretrained(folder / "scheduler")
+        tiny.build_backbone(backbone.name, seed).save_pretrained(folder / "transformer", max_shard_size=_SHARD)
+        FlowMatchEulerDiscreteScheduler(**backbone.scheduler).save_pretrained(folder / "scheduler")
         parts["vae"].save_pretrained(folder / "vae")
         parts["text_encoder"].save_pretrained(folder / "text_encoder")
         parts["text_encoder_2"].save_pretrained(folder / "text_encoder_2", max_shard_size="20KB")
         parts["tokenizer"].save_pretrained(folder / "tokenizer")
         parts["tokenizer_2"].save_pretrained(folder / "tokenizer_2")
-        flux_dirs[name] = folder
+        flux_dirs[backbone.component] = str(folder)
 
     infiniteyou = root / "InfiniteYou"
     for i, variant in enumerate(variants):
@@ -103,8 +104,7 @@ def save_tiny_as_real_layout(root: str | Path, seed: int = 0, variants: Sequence
     arcface = root / ARCFACE_FILE
     torch.save(parts["id_encoder"].state_dict(), arcface)
     return WeightPaths(
-        flux_dev=str(flux_dirs["dev"]),
-        flux_schnell=str(flux_dirs["schnell"]),
+        **flux_dirs,
         infiniteyou=str(infiniteyou),
         infu_variant=variants[0] if variants else "aes_stage2",
         arcface_ir_se50=str(arcface),

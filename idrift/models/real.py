@@ -1,11 +1,12 @@
 """The `real` profile: FLUX.1-dev / FLUX.1-schnell, InfiniteYou and ArcFace IR-SE50 from local weights.
 
-`load_real_bundle(resolve_weight_paths(...))` first runs the layout check of `idrift.models.paths`
+`load_real_bundle(resolve_weight_paths(...))` first runs the layout check of `idrift.models.weights_check`
 and raises ONE `WeightsError` listing every problem, so a user fixes them all in one go; then it
 loads, with `local_files_only=True` everywhere (idrift never downloads):
 
 - text encoders (CLIP, T5), tokenizers and VAE from the FLUX.1-dev folder - FLUX.1-schnell ships the
-  same ones - or from the FLUX.1-schnell folder when "dev" is not among `backbones`;
+  same ones - or from the FLUX.1-schnell folder when "dev" is not among `backbones` (the first of
+  `backbones` in registry order: `idrift.models.backbones.shared_components_from`);
 - each backbone's FlowMatchEulerDiscreteScheduler config from `<folder>/scheduler/scheduler_config.json`;
 - each backbone transformer lazily, on first `bundle.backbone(name)`;
 - InfuseNet (a FluxControlNetModel) from `<InfiniteYou>/infu_flux_v1.0/<variant>/InfuseNetModel`;
@@ -25,16 +26,11 @@ from pathlib import Path
 import torch
 
 from idrift.errors import WeightsError
+from idrift.models.backbones import BY_NAME, NAMES, shared_components_from
 from idrift.models.bundle import ModelBundle
 from idrift.models.fingerprint import fingerprint_file, fingerprint_folder
-from idrift.models.paths import (
-    IMAGE_PROJ_CONFIG_FILE,
-    IMAGE_PROJ_FILE,
-    OPTIONS_BY_FIELD,
-    WeightPaths,
-    check_weights,
-    weights_problem_report,
-)
+from idrift.models.paths import IMAGE_PROJ_CONFIG_FILE, IMAGE_PROJ_FILE, OPTIONS_BY_FIELD, WeightPaths
+from idrift.models.weights_check import WeightStatus, check_weights, weights_problem_report
 
 # InfiniteYou's Resampler (infuse_net/resampler.py call site in pipeline_infu_flux.py).
 REAL_RESAMPLER_CONFIG = dict(dim=1280, depth=4, dim_head=64, heads=20, num_queries=8, embedding_dim=512,
@@ -44,7 +40,6 @@ REAL_RESAMPLER_CONFIG = dict(dim=1280, depth=4, dim_head=64, heads=20, num_queri
 # text conditioning stays identical: 512 for both. Capped by the tokenizer's own model_max_length
 # (the tiny layout's T5 tokenizer has 32).
 MAX_SEQUENCE_LENGTH = 512
-BACKBONES = ("dev", "schnell")
 
 
 def _transformers_dtype_kwarg() -> str:
@@ -69,7 +64,9 @@ def _load(component: str, path: Path, what: str, fn: Callable[[], object]) -> ob
     except Exception as exc:  # config/weights mismatch, unreadable file, unknown class, ...
         opt = OPTIONS_BY_FIELD[component]
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"{component}: cannot load {what} from {path}: {reason}; set {opt.option} or {opt.env}") from exc
+        raise WeightsError(
+            f"{component}: cannot load {what} from {path}: {reason}; set {opt.option} or {opt.env}"
+        ) from exc
 
 
 def resampler_config(variant_dir: Path) -> dict:
@@ -121,92 +118,131 @@ def load_image_proj(variant_dir: Path, device: torch.device, dtype: torch.dtype)
     return model.to(device=device, dtype=dtype).eval()
 
 
-def load_real_bundle(
-    paths: WeightPaths,
-    device: str | torch.device = "cuda",
-    dtype: torch.dtype = torch.bfloat16,
-    backbones: Sequence[str] = BACKBONES,
-) -> ModelBundle:
-    """Load the real-profile ModelBundle. Raises one WeightsError listing every layout problem.
-
-    `backbones`: which of "dev" and "schnell" the bundle offers (each loaded on first use).
-    `device` may be "auto" (cuda when available).
-    """
-    from diffusers import AutoencoderKL, FluxControlNetModel, FluxTransformer2DModel
-    from transformers import AutoTokenizer, CLIPTextModel, T5EncoderModel
-
-    from idrift.models.ir_se50 import load_ir_se50
-
-    backbones = tuple(dict.fromkeys(backbones))
-    if not backbones or any(b not in BACKBONES for b in backbones):
-        raise ValueError(f"backbones must be a non-empty subset of {BACKBONES}, got {backbones}")
-    shared_from = "dev" if "dev" in backbones else "schnell"
-    components = [f"flux_{b}" for b in backbones] + ["infiniteyou", "arcface_ir_se50"]
+def _check_layout(paths: WeightPaths, backbones: tuple[str, ...], shared_from: str) -> dict[str, WeightStatus]:
+    """The layout check of every component the bundle needs; ONE WeightsError listing every problem."""
+    components = [BY_NAME[b].component for b in backbones] + ["infiniteyou", "arcface_ir_se50"]
     statuses = {s.component: s for s in check_weights(paths, components, shared_from=shared_from)}
     report = weights_problem_report(statuses.values())
     if report:
         raise WeightsError(report)
+    return statuses
+
+
+def _load_backbone(name: str, folder: Path, dtype: torch.dtype) -> torch.nn.Module:
+    """One backbone's FLUX transformer, left on the CPU.
+
+    The bundle runs its backbone_prepare hooks (8-bit conversion) before moving it.
+    """
+    from diffusers import FluxTransformer2DModel
+
+    model = _load(BY_NAME[name].component, folder / "transformer", "the FLUX transformer",
+                  lambda: FluxTransformer2DModel.from_pretrained(
+                      folder, subfolder="transformer", torch_dtype=dtype, local_files_only=True))
+    return model.eval()
+
+
+def _scheduler_config(name: str, folder: Path) -> dict:
+    """One backbone's FlowMatchEulerDiscreteScheduler config, from `<folder>/scheduler/scheduler_config.json`."""
+    path = folder / "scheduler" / "scheduler_config.json"
+    config = _load(BY_NAME[name].component, path, "the scheduler config", lambda: json.loads(path.read_text()))
+    # Drop `_class_name` / `_diffusers_version`: the pipeline builds FlowMatchEulerDiscreteScheduler itself.
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+def _load_shared(component: str, shared: Path, dtype: torch.dtype) -> dict[str, object]:
+    """The components both backbones share, from one FLUX folder: tokenizers, text encoders and the VAE."""
+    from diffusers import AutoencoderKL
+    from transformers import AutoTokenizer, CLIPTextModel, T5EncoderModel
+
+    tf_dtype = {_transformers_dtype_kwarg(): dtype}
+    return dict(
+        tokenizer=_load(component, shared / "tokenizer", "the CLIP tokenizer",
+                        lambda: AutoTokenizer.from_pretrained(str(shared / "tokenizer"), local_files_only=True)),
+        tokenizer_2=_load(component, shared / "tokenizer_2", "the T5 tokenizer",
+                          lambda: AutoTokenizer.from_pretrained(str(shared / "tokenizer_2"), local_files_only=True)),
+        text_encoder=_load(component, shared / "text_encoder", "the CLIP text encoder",
+                           lambda: CLIPTextModel.from_pretrained(
+                               shared, subfolder="text_encoder", local_files_only=True, **tf_dtype)),
+        text_encoder_2=_load(component, shared / "text_encoder_2", "the T5 encoder",
+                             lambda: T5EncoderModel.from_pretrained(
+                                 shared, subfolder="text_encoder_2", local_files_only=True, **tf_dtype)),
+        vae=_load(component, shared / "vae", "the VAE",
+                  lambda: AutoencoderKL.from_pretrained(
+                      shared, subfolder="vae", torch_dtype=dtype, local_files_only=True)),
+    )
+
+
+def _load_infusenet(variant_dir: Path, dtype: torch.dtype) -> torch.nn.Module:
+    """InfuseNet (a FluxControlNetModel) from `<variant_dir>/InfuseNetModel`."""
+    from diffusers import FluxControlNetModel
+
+    infusenet_dir = variant_dir / "InfuseNetModel"
+    return _load("infiniteyou", infusenet_dir, "InfuseNet",
+                 lambda: FluxControlNetModel.from_pretrained(infusenet_dir, torch_dtype=dtype, local_files_only=True))
+
+
+def _fingerprints(flux: dict[str, Path], shared: Path, variant_dir: Path, arcface: Path) -> dict[str, str]:
+    """The fingerprint of each component's files, as the bundle records them."""
+    fingerprints = {BY_NAME[b].component: fingerprint_folder(folder, include=["transformer", "scheduler"])
+                    for b, folder in flux.items()}
+    fingerprints.update(
+        infusenet=fingerprint_folder(variant_dir / "InfuseNetModel"),
+        image_proj=fingerprint_folder(variant_dir, include=[IMAGE_PROJ_FILE, IMAGE_PROJ_CONFIG_FILE]),
+        vae=fingerprint_folder(shared / "vae"),
+        text_encoders=fingerprint_folder(
+            shared, include=["text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"]),
+        arcface_ir_se50=fingerprint_file(arcface),
+    )
+    return fingerprints
+
+
+def load_real_bundle(
+    paths: WeightPaths,
+    device: str | torch.device = "cuda",
+    dtype: torch.dtype = torch.bfloat16,
+    backbones: Sequence[str] = NAMES,
+) -> ModelBundle:
+    """Load the real-profile ModelBundle. Raises one WeightsError listing every layout problem.
+
+    `backbones`: which backbones of `idrift.models.backbones` ("dev", "schnell") the bundle offers (each
+    loaded on first use).
+    `device` may be "auto" (cuda when available).
+    """
+    from idrift.models.ir_se50 import load_ir_se50
+
+    backbones = tuple(dict.fromkeys(backbones))
+    if not backbones or any(b not in NAMES for b in backbones):
+        raise ValueError(f"backbones must be a non-empty subset of {NAMES}, got {backbones}")
+    shared_from = shared_components_from(backbones)
+    statuses = _check_layout(paths, backbones, shared_from)
 
     dev = _resolve_device(device)
-    flux = {b: paths.location(f"flux_{b}") for b in backbones}
+    flux = {b: paths.location(BY_NAME[b].component) for b in backbones}
     shared = flux[shared_from]
-    shared_component = f"flux_{shared_from}"
     variant_dir = paths.variant_dir()
-    infusenet_dir = variant_dir / "InfuseNetModel"
     arcface = Path(statuses["arcface_ir_se50"].path)
-    tf_dtype = {_transformers_dtype_kwarg(): dtype}
 
-    def load_backbone(name: str) -> torch.nn.Module:
-        # Left on the CPU: the bundle runs its backbone_prepare hooks (8-bit conversion) before moving it.
-        folder = flux[name]
-        model = _load(f"flux_{name}", folder / "transformer", "the FLUX transformer", lambda: FluxTransformer2DModel.from_pretrained(
-            folder, subfolder="transformer", torch_dtype=dtype, local_files_only=True))
-        return model.eval()
-
-    def scheduler_config(name: str) -> dict:
-        path = flux[name] / "scheduler" / "scheduler_config.json"
-        config = _load(f"flux_{name}", path, "the scheduler config", lambda: json.loads(path.read_text()))
-        # Drop `_class_name` / `_diffusers_version`: the pipeline builds FlowMatchEulerDiscreteScheduler itself.
-        return {k: v for k, v in config.items() if not k.startswith("_")}
-
-    tokenizer = _load(shared_component, shared / "tokenizer", "the CLIP tokenizer", lambda: AutoTokenizer.from_pretrained(
-        str(shared / "tokenizer"), local_files_only=True))
-    tokenizer_2 = _load(shared_component, shared / "tokenizer_2", "the T5 tokenizer", lambda: AutoTokenizer.from_pretrained(
-        str(shared / "tokenizer_2"), local_files_only=True))
-    text_encoder = _load(shared_component, shared / "text_encoder", "the CLIP text encoder", lambda: CLIPTextModel.from_pretrained(
-        shared, subfolder="text_encoder", local_files_only=True, **tf_dtype))
-    text_encoder_2 = _load(shared_component, shared / "text_encoder_2", "the T5 encoder", lambda: T5EncoderModel.from_pretrained(
-        shared, subfolder="text_encoder_2", local_files_only=True, **tf_dtype))
-    vae = _load(shared_component, shared / "vae", "the VAE", lambda: AutoencoderKL.from_pretrained(
-        shared, subfolder="vae", torch_dtype=dtype, local_files_only=True))
-    infusenet = _load("infiniteyou", infusenet_dir, "InfuseNet", lambda: FluxControlNetModel.from_pretrained(
-        infusenet_dir, torch_dtype=dtype, local_files_only=True))
+    parts = _load_shared(BY_NAME[shared_from].component, shared, dtype)
+    infusenet = _load_infusenet(variant_dir, dtype)
     image_proj = load_image_proj(variant_dir, dev, dtype)
     id_encoder = load_ir_se50(arcface, dev)  # float32, as InfiniteYou runs it
 
-    fingerprints = {f"flux_{b}": fingerprint_folder(flux[b], include=["transformer", "scheduler"]) for b in backbones}
-    fingerprints.update(
-        infusenet=fingerprint_folder(infusenet_dir),
-        image_proj=fingerprint_folder(variant_dir, include=[IMAGE_PROJ_FILE, IMAGE_PROJ_CONFIG_FILE]),
-        vae=fingerprint_folder(shared / "vae"),
-        text_encoders=fingerprint_folder(shared, include=["text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"]),
-        arcface_ir_se50=fingerprint_file(arcface),
-    )
-    max_length = getattr(tokenizer_2, "model_max_length", MAX_SEQUENCE_LENGTH) or MAX_SEQUENCE_LENGTH
+    fingerprints = _fingerprints(flux, shared, variant_dir, arcface)
+    max_length = getattr(parts["tokenizer_2"], "model_max_length", MAX_SEQUENCE_LENGTH) or MAX_SEQUENCE_LENGTH
     return ModelBundle(
         profile="real",
         device=dev,
         dtype=dtype,
-        backbone_factories={b: (lambda b=b: load_backbone(b)) for b in backbones},
+        backbone_factories={b: (lambda b=b: _load_backbone(b, flux[b], dtype)) for b in backbones},
         infusenet=infusenet.to(dev).eval(),
         image_proj=image_proj,
         id_encoder=id_encoder,
-        vae=vae.to(dev).eval(),
-        text_encoder=text_encoder.to(dev).eval(),
-        tokenizer=tokenizer,
-        text_encoder_2=text_encoder_2.to(dev).eval(),
-        tokenizer_2=tokenizer_2,
-        scheduler_configs={b: scheduler_config(b) for b in backbones},
+        vae=parts["vae"].to(dev).eval(),
+        text_encoder=parts["text_encoder"].to(dev).eval(),
+        tokenizer=parts["tokenizer"],
+        text_encoder_2=parts["text_encoder_2"].to(dev).eval(),
+        tokenizer_2=parts["tokenizer_2"],
+        scheduler_configs={b: _scheduler_config(b, flux[b]) for b in backbones},
         fingerprints=fingerprints,
         max_sequence_length=int(min(MAX_SEQUENCE_LENGTH, max_length)),
     )
@@ -214,5 +250,5 @@ def load_real_bundle(
 
 from idrift.models.layout import save_tiny_as_real_layout  # re-exported: the same loader on tiny weights
 
-__all__ = ["MAX_SEQUENCE_LENGTH", "REAL_RESAMPLER_CONFIG", "load_image_proj", "load_real_bundle", "resampler_config",
-           "save_tiny_as_real_layout"]
+__all__ = ["MAX_SEQUENCE_LENGTH", "REAL_RESAMPLER_CONFIG", "load_image_proj", "load_real_bundle",
+           "resampler_config", "save_tiny_as_real_layout"]

@@ -16,7 +16,9 @@ from torch import nn
 
 def _feed_forward(dim: int, mult: int) -> nn.Sequential:
     inner = int(dim * mult)
-    return nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, inner, bias=False), nn.GELU(), nn.Linear(inner, dim, bias=False))
+    return nn.Sequential(
+        nn.LayerNorm(dim), nn.Linear(dim, inner, bias=False), nn.GELU(), nn.Linear(inner, dim, bias=False)
+    )
 
 
 class PerceiverAttention(nn.Module):

@@ -14,10 +14,11 @@ import torch
 from diffusers import AutoencoderKL, FluxControlNetModel, FluxTransformer2DModel
 from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
+from idrift.models.backbones import BY_NAME, REGISTRY
 from idrift.models.bundle import ModelBundle
 from idrift.models.ir_se50 import IRSE50
 from idrift.models.resampler import Resampler
-from idrift.models.tiny import FLOW_MATCH_DEV, FLOW_MATCH_SCHNELL, _word_level_tokenizer
+from idrift.models.tiny import _word_level_tokenizer
 from idrift.provenance import random_weights_fingerprint
 
 FLUX_CONFIG = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
@@ -56,15 +57,18 @@ def build_synthetic_bundle(seed: int = 0, device: str = "cuda", dtype: torch.dty
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("the synthetic profile builds real-size models on a GPU; no CUDA device is available")
 
-    def backbone(name: str) -> FluxTransformer2DModel:
-        with _build_on(dev, dtype, seed + (11 if name == "dev" else 17)):
-            return FluxTransformer2DModel(**FLUX_CONFIG, guidance_embeds=(name == "dev")).eval()
+    def backbone(name: str) -> FluxTransformer2DModel:  # as tiny.build_backbone, at real size
+        entry = BY_NAME[name]
+        with _build_on(dev, dtype, seed + entry.seed_offset):
+            return FluxTransformer2DModel(**entry.transformer_config(FLUX_CONFIG)).eval()
 
     with _build_on(dev, dtype, seed + 1):
         infusenet = FluxControlNetModel(**INFUSENET_CONFIG).eval()
         # Zero-initialised output blocks would make InfuseNet's residuals exactly zero; timing does
         # not care, but keep the residual path numerically live like the tiny profile does.
-        for layer in [infusenet.controlnet_x_embedder, *infusenet.controlnet_blocks, *infusenet.controlnet_single_blocks]:
+        for layer in [
+            infusenet.controlnet_x_embedder, *infusenet.controlnet_blocks, *infusenet.controlnet_single_blocks
+        ]:
             torch.nn.init.normal_(layer.weight, std=0.02)
     with _build_on(dev, dtype, seed + 3):
         image_proj = Resampler(**RESAMPLER_CONFIG).eval()
@@ -78,8 +82,8 @@ def build_synthetic_bundle(seed: int = 0, device: str = "cuda", dtype: torch.dty
         id_encoder = IRSE50().eval()
 
     fingerprints = {
-        "flux_dev": random_weights_fingerprint("synthetic", "dev", dict(FLUX_CONFIG, guidance_embeds=True), seed),
-        "flux_schnell": random_weights_fingerprint("synthetic", "schnell", dict(FLUX_CONFIG, guidance_embeds=False), seed),
+        **{b.component: random_weights_fingerprint("synthetic", b.name, b.transformer_config(FLUX_CONFIG), seed)
+           for b in REGISTRY},
         "infusenet": random_weights_fingerprint("synthetic", "infusenet", INFUSENET_CONFIG, seed),
         "image_proj": random_weights_fingerprint("synthetic", "image_proj", RESAMPLER_CONFIG, seed),
         "vae": random_weights_fingerprint("synthetic", "vae", VAE_CONFIG, seed),
@@ -88,10 +92,10 @@ def build_synthetic_bundle(seed: int = 0, device: str = "cuda", dtype: torch.dty
     }
     return ModelBundle(
         profile="synthetic", device=dev, dtype=dtype,
-        backbone_factories={"dev": lambda: backbone("dev"), "schnell": lambda: backbone("schnell")},
+        backbone_factories={b.name: (lambda name=b.name: backbone(name)) for b in REGISTRY},
         infusenet=infusenet, image_proj=image_proj, id_encoder=id_encoder, vae=vae,
         text_encoder=text_encoder, tokenizer=_word_level_tokenizer("</s>", 77),
         text_encoder_2=text_encoder_2, tokenizer_2=_word_level_tokenizer("</s>", MAX_SEQUENCE_LENGTH),
-        scheduler_configs={"dev": dict(FLOW_MATCH_DEV), "schnell": dict(FLOW_MATCH_SCHNELL)},
+        scheduler_configs={b.name: dict(b.scheduler) for b in REGISTRY},
         fingerprints=fingerprints, max_sequence_length=MAX_SEQUENCE_LENGTH,
     )

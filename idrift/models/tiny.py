@@ -19,6 +19,7 @@ from transformers import (
     T5EncoderModel,
 )
 
+from idrift.models.backbones import BY_NAME, REGISTRY
 from idrift.models.bundle import ModelBundle
 from idrift.models.ir_se50 import IRSE50
 from idrift.models.resampler import Resampler
@@ -39,11 +40,6 @@ _WORDS = (
     "studio light lighting professional close-up realistic painting oil style anime cinematic hair red blue "
     "glasses old young city street forest background detailed shirt dress hat dramatic soft natural"
 ).split()
-
-FLOW_MATCH_DEV = {"num_train_timesteps": 1000, "shift": 3.0, "use_dynamic_shifting": True,
-                  "base_shift": 0.5, "max_shift": 1.15, "base_image_seq_len": 256, "max_image_seq_len": 4096}
-FLOW_MATCH_SCHNELL = {"num_train_timesteps": 1000, "shift": 1.0, "use_dynamic_shifting": False,
-                      "base_shift": 0.5, "max_shift": 1.15, "base_image_seq_len": 256, "max_image_seq_len": 4096}
 
 TRANSFORMER_CONFIG = dict(patch_size=1, in_channels=LATENT_CHANNELS * 4, num_layers=2, num_single_layers=4,
                           attention_head_dim=HEAD_DIM, num_attention_heads=HEADS, joint_attention_dim=TEXT_DIM,
@@ -92,10 +88,12 @@ def _randomise_zero_init(controlnet: FluxControlNetModel, seed: int) -> None:
 
 
 def build_backbone(name: str, seed: int = 0) -> FluxTransformer2DModel:
-    """dev-like (with a guidance embedding) or schnell-like (without): two different random backbones."""
+    """The random backbone `name` of `idrift.models.backbones`: dev-like (with a guidance embedding) or
+    schnell-like (without), each seeded with its own offset, so that no two backbones share weights."""
+    backbone = BY_NAME[name]
     with _isolated_rng():
-        torch.manual_seed(seed + (11 if name == "dev" else 17))
-        model = FluxTransformer2DModel(**TRANSFORMER_CONFIG, guidance_embeds=(name == "dev"))
+        torch.manual_seed(seed + backbone.seed_offset)
+        model = FluxTransformer2DModel(**backbone.transformer_config(TRANSFORMER_CONFIG))
     return model.eval()
 
 
@@ -134,8 +132,8 @@ def build_tiny_bundle(seed: int = 0, device: str = "cpu") -> ModelBundle:
     for name in ("infusenet", "image_proj", "vae", "text_encoder", "text_encoder_2", "id_encoder"):
         parts[name].to(dev)
     fingerprints = {
-        "flux_dev": random_weights_fingerprint("tiny", "dev", dict(TRANSFORMER_CONFIG, guidance_embeds=True), seed),
-        "flux_schnell": random_weights_fingerprint("tiny", "schnell", dict(TRANSFORMER_CONFIG, guidance_embeds=False), seed),
+        **{b.component: random_weights_fingerprint("tiny", b.name, b.transformer_config(TRANSFORMER_CONFIG), seed)
+           for b in REGISTRY},
         "infusenet": random_weights_fingerprint("tiny", "infusenet", INFUSENET_CONFIG, seed),
         "image_proj": random_weights_fingerprint("tiny", "image_proj", RESAMPLER_CONFIG, seed),
         "vae": random_weights_fingerprint("tiny", "vae", VAE_CONFIG, seed),
@@ -146,7 +144,8 @@ def build_tiny_bundle(seed: int = 0, device: str = "cpu") -> ModelBundle:
         profile="tiny",
         device=dev,
         dtype=torch.float32,
-        backbone_factories={name: (lambda name=name: build_backbone(name, seed)) for name in ("dev", "schnell")},  # CPU; the bundle moves it
+        # Built on the CPU; the bundle moves it.
+        backbone_factories={b.name: (lambda name=b.name: build_backbone(name, seed)) for b in REGISTRY},
         infusenet=parts["infusenet"],
         image_proj=parts["image_proj"],
         id_encoder=parts["id_encoder"],
@@ -155,7 +154,7 @@ def build_tiny_bundle(seed: int = 0, device: str = "cpu") -> ModelBundle:
         tokenizer=parts["tokenizer"],
         text_encoder_2=parts["text_encoder_2"],
         tokenizer_2=parts["tokenizer_2"],
-        scheduler_configs={"dev": dict(FLOW_MATCH_DEV), "schnell": dict(FLOW_MATCH_SCHNELL)},
+        scheduler_configs={b.name: dict(b.scheduler) for b in REGISTRY},
         fingerprints=fingerprints,
         max_sequence_length=T5_MAX_LENGTH,
     )

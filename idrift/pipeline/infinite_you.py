@@ -41,7 +41,9 @@ from idrift.config import GenerationResult, RunSpec
 from idrift.errors import NonFiniteError
 from idrift.models.bundle import ModelBundle
 from idrift.models.ir_se50 import face_crop_to_tensor
+from idrift.pipeline.batch import BatchInputs, check_batch, nonfinite_samples
 from idrift.pipeline.control import black_canvas, draw_keypoints, fit_keypoints
+from idrift.pipeline.latents import flux_shift, latent_image_ids, pack_latents, unpack_latents
 
 INFUSENET_GUIDANCE = 1.0  # InfiniteYou feeds InfuseNet guidance 1.0 whatever the backbone's guidance
 
@@ -70,41 +72,9 @@ class _NullTimer:
         return contextlib.nullcontext()
 
 
-def flux_shift(image_seq_len: int, config: dict) -> float:
-    """FLUX.1-dev's resolution-dependent schedule shift (mu), linear in the number of image tokens."""
-    slope = (config["max_shift"] - config["base_shift"]) / (config["max_image_seq_len"] - config["base_image_seq_len"])
-    return image_seq_len * slope + config["base_shift"] - slope * config["base_image_seq_len"]
-
-
-def pack_latents(latents: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, H/2 * W/2, C * 4): FLUX's 2x2 patch tokens."""
-    b, c, h, w = latents.shape
-    latents = latents.view(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5)
-    return latents.reshape(b, (h // 2) * (w // 2), c * 4)
-
-
-def unpack_latents(latents: torch.Tensor, latent_h: int, latent_w: int) -> torch.Tensor:
-    b, _, d = latents.shape
-    latents = latents.view(b, latent_h // 2, latent_w // 2, d // 4, 2, 2).permute(0, 3, 1, 4, 2, 5)
-    return latents.reshape(b, d // 4, latent_h, latent_w)
-
-
-def latent_image_ids(latent_h: int, latent_w: int, device, dtype) -> torch.Tensor:
-    ids = torch.zeros(latent_h // 2, latent_w // 2, 3)
-    ids[..., 1] += torch.arange(latent_h // 2)[:, None]
-    ids[..., 2] += torch.arange(latent_w // 2)[None, :]
-    return ids.reshape(-1, 3).to(device=device, dtype=dtype)
-
-
 def infusenet_keep(step: int, total: int, start: float, end: float) -> float:
     """1 where InfuseNet is active at step `step` of `total` for the [start, end] window, else 0."""
     return 1.0 - float(step / total < start or (step + 1) / total > end)
-
-
-def nonfinite_samples(x: torch.Tensor, specs: list[RunSpec]) -> str:
-    """The keys of the samples whose row of batch `x` holds NaN or inf ("" when all are finite)."""
-    finite = torch.isfinite(x).flatten(1).all(dim=1).tolist()
-    return ", ".join(s.key for s, ok in zip(specs, finite) if not ok)
 
 
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
@@ -261,7 +231,8 @@ class InfiniteYouPipeline:
             self._skip_control_draw(spec, generator)
         channels = self.bundle.vae.config.latent_channels
         latent_h, latent_w = self.latent_size(spec)
-        noise = randn_tensor((1, channels, latent_h, latent_w), generator=generator, device=self.device, dtype=self.dtype)
+        noise = randn_tensor((1, channels, latent_h, latent_w), generator=generator, device=self.device,
+                             dtype=self.dtype)
         return pack_latents(noise), latent_h, latent_w
 
     def _skip_control_draw(self, spec: RunSpec, generator: torch.Generator) -> None:
@@ -356,40 +327,45 @@ class InfiniteYouPipeline:
         the one generated alone up to bf16/float reassociation (other matmul shapes), not bitwise. The
         stage seconds in each result are those of the whole batch."""
         specs = list(specs)
-        if not specs:
-            raise ValueError("generate_batch needs at least one spec")
-        first = specs[0]
-        for other in specs[1:]:
-            if other.replace(seed=first.seed) != first:
-                fields = [k for k, v in first.as_dict().items() if k != "seed" and other.as_dict()[k] != v]
-                raise ValueError(f"generate_batch: specs must differ only in their seed; sample {other.key} "
-                                 f"differs from {first.key} in {', '.join(fields)}: generate them in separate batches")
-        if len({s.seed for s in specs}) != len(specs):
-            raise ValueError(f"generate_batch: seeds repeat in {[s.seed for s in specs]}; each sample needs its own")
-        batch = len(specs)
+        total = check_batch(specs, trajectory_steps)
         timer = timer or _NullTimer()
-        total = first.trajectory_of if first.mode == "trajectory" else first.steps
-        bad = [k for k in trajectory_steps if not 1 <= k <= total]
-        if bad:
-            raise ValueError(f"trajectory steps {bad} are outside 1..{total}")
-        backbone = self.bundle.backbone(first.backbone)
+        batch, latents = self._prepare(specs, reference, timer)
+        scheduler = self.scheduler_for(batch.first, latents.shape[1], total)
+        latents, x0_predictions = self._denoise(batch, latents, scheduler, total, trajectory_steps, timer)
+        with timer.stage("vae_decode"):
+            images, trajectories = self._decode_batch(batch, latents, x0_predictions, trajectory_steps)
+        return [GenerationResult(image=image, stage_seconds=dict(timer.seconds), trajectory=trajectory)
+                for image, trajectory in zip(images, trajectories)]
 
+    def _prepare(self, specs: list[RunSpec], reference: IdentityReference, timer) -> tuple[BatchInputs, torch.Tensor]:
+        """The batch's inputs and its packed initial latents: the text and identity encodings, expanded to
+        the batch, and each sample's control latents and noise, drawn from the sample's own generator."""
+        first, size = specs[0], len(specs)
+        backbone = self.bundle.backbone(first.backbone)
         with timer.stage("text_encoding"):
             text = self.encode_prompt(first.prompt)
         with timer.stage("id_embedding"):
-            id_tokens = self.identity_tokens(reference).expand(batch, -1, -1)
+            id_tokens = self.identity_tokens(reference).expand(size, -1, -1)
         with timer.stage("control_image"):  # each sample's own generator: control draw, then initial latents
             noises = [self.noise(reference, s) for s in specs]
             control = torch.cat([c for c, _, _, _ in noises])
         latents, latent_h, latent_w = torch.cat([x for _, x, _, _ in noises]), noises[0][2], noises[0][3]
-        pooled = text.pooled.expand(batch, -1)
-        prompt_embeds = text.prompt_embeds.expand(batch, -1, -1)
-        img_ids = latent_image_ids(latent_h, latent_w, self.device, self.dtype)
-        scheduler = self.scheduler_for(first, latents.shape[1], total)
         guidance = None
         if backbone.config.guidance_embeds:
-            guidance = torch.full((batch,), first.guidance, device=self.device, dtype=torch.float32)
+            guidance = torch.full((size,), first.guidance, device=self.device, dtype=torch.float32)
+        batch = BatchInputs(
+            specs=specs, backbone=backbone, pooled=text.pooled.expand(size, -1),
+            prompt_embeds=text.prompt_embeds.expand(size, -1, -1), text_ids=text.text_ids, id_tokens=id_tokens,
+            control=control, img_ids=latent_image_ids(latent_h, latent_w, self.device, self.dtype),
+            guidance=guidance, latent_h=latent_h, latent_w=latent_w,
+        )
+        return batch, latents
 
+    def _denoise(self, batch: BatchInputs, latents: torch.Tensor, scheduler, total: int,
+                 trajectory_steps: tuple[int, ...], timer) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """The schedule run from the initial latents: the latents after its last step, and the x0
+        predictions (x0 = x_t - sigma_t * v) captured after the trajectory steps."""
+        first = batch.first
         # A trajectory sample at step k is the x0 prediction of the k-th model call of a
         # `trajectory_of`-step schedule; nothing after step k affects it, so the loop stops there.
         capture = set(trajectory_steps) | ({first.steps} if first.mode == "trajectory" else set())
@@ -398,51 +374,70 @@ class InfiniteYouPipeline:
         if self.hooks.step_cache is not None:
             self.hooks.step_cache.reset()
         timesteps = scheduler.timesteps[:last_step]
-        scales = [first.alpha * infusenet_keep(i, total, first.infuse_start, first.infuse_end) for i in range(len(timesteps))]
-        infusenet_rows = backbone_rows = None
-        if self.hooks.step_modulation is not None:  # each model's modulation for all steps, in its own stage
-            if any(scales):
-                with timer.stage("infusenet"):
-                    infusenet_rows = self.modulation_table(self.bundle.infusenet, timesteps,
-                                                           self._infusenet_guidance(batch), pooled)
-            if self.hooks.step_cache is None:  # the step cache calls the blocks itself: they compute their own
-                with timer.stage("backbone"):
-                    backbone_rows = self.modulation_table(backbone, timesteps, guidance, pooled)
+        scales = [first.alpha * infusenet_keep(i, total, first.infuse_start, first.infuse_end)
+                  for i in range(len(timesteps))]
+        infusenet_rows, backbone_rows = self._modulation_tables(batch, timesteps, any(scales), timer)
         for i, t in enumerate(timesteps):
-            scale = scales[i]
-            block_samples = single_samples = None
-            if scale != 0.0:  # an inactive InfuseNet adds nothing: skip its cost
-                with timer.stage("infusenet"):
-                    block_samples, single_samples = self._run(
-                        "infusenet", self.infusenet_residuals, latents=latents, t=t, control=control, id_tokens=id_tokens,
-                        pooled=pooled, img_ids=img_ids, scale=scale, modulation=None if infusenet_rows is None else infusenet_rows[i])
-            with timer.stage("backbone"):
-                inputs = dict(
-                    hidden_states=latents, timestep=self._timestep(t, batch), guidance=guidance,
-                    pooled_projections=pooled, encoder_hidden_states=prompt_embeds,
-                    controlnet_block_samples=block_samples, controlnet_single_block_samples=single_samples,
-                    txt_ids=text.text_ids, img_ids=img_ids,
-                )
-                if self.hooks.step_cache is None:
-                    # The key names this backbone object: a rebuilt one has other weight addresses.
-                    velocity = self._run(f"backbone:{first.backbone}:{id(backbone)}", functools.partial(self._velocity, backbone),
-                                         modulation=None if backbone_rows is None else backbone_rows[i], **inputs)
-                else:
-                    velocity = self.hooks.step_cache(backbone, step=i, **inputs)
-            nonfinite = nonfinite_samples(velocity, specs)
+            velocity = self._step_velocity(batch, i, t, latents, scales[i], timer,
+                                           infusenet_row=None if infusenet_rows is None else infusenet_rows[i],
+                                           backbone_row=None if backbone_rows is None else backbone_rows[i])
+            nonfinite = nonfinite_samples(velocity, batch.specs)
             if nonfinite:
-                raise NonFiniteError(f"{first.backbone} produced NaN/inf at step {i + 1}/{total} for sample(s) {nonfinite}")
+                raise NonFiniteError(f"{first.backbone} produced NaN/inf at step {i + 1}/{total} "
+                                     f"for sample(s) {nonfinite}")
             if i + 1 in capture:
                 x0_predictions[i + 1] = latents - scheduler.sigmas[i] * velocity
             latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
+        return latents, x0_predictions
 
-        with timer.stage("vae_decode"):
-            final = x0_predictions[first.steps] if first.mode == "trajectory" else latents
-            images = self.decode(final, latent_h, latent_w, specs)
-            trajectories = [{} for _ in specs]
-            for k, x0 in sorted(x0_predictions.items()):
-                if k in trajectory_steps:
-                    for per_sample, image in zip(trajectories, self.decode(x0, latent_h, latent_w, specs)):
-                        per_sample[k] = image
-        return [GenerationResult(image=image, stage_seconds=dict(timer.seconds), trajectory=trajectory)
-                for image, trajectory in zip(images, trajectories)]
+    def _modulation_tables(self, batch: BatchInputs, timesteps, infusenet_active: bool, timer) -> tuple:
+        """(InfuseNet's, the backbone's) modulation rows for all steps, each computed in its model's own
+        stage before the loop; None for a model whose rows are not precomputed."""
+        infusenet_rows = backbone_rows = None
+        if self.hooks.step_modulation is not None:
+            if infusenet_active:
+                with timer.stage("infusenet"):
+                    infusenet_rows = self.modulation_table(self.bundle.infusenet, timesteps,
+                                                           self._infusenet_guidance(batch.size), batch.pooled)
+            if self.hooks.step_cache is None:  # the step cache calls the blocks itself: they compute their own
+                with timer.stage("backbone"):
+                    backbone_rows = self.modulation_table(batch.backbone, timesteps, batch.guidance, batch.pooled)
+        return infusenet_rows, backbone_rows
+
+    def _step_velocity(self, batch: BatchInputs, i: int, t: torch.Tensor, latents: torch.Tensor, scale: float,
+                       timer, *, infusenet_row=None, backbone_row=None) -> torch.Tensor:
+        """The backbone's velocity at step `i`, given InfuseNet's residuals scaled by `scale` (no InfuseNet
+        call at 0): through the step cache when there is one, else one backbone call."""
+        block_samples = single_samples = None
+        if scale != 0.0:  # an inactive InfuseNet adds nothing: skip its cost
+            with timer.stage("infusenet"):
+                block_samples, single_samples = self._run(
+                    "infusenet", self.infusenet_residuals, latents=latents, t=t, control=batch.control,
+                    id_tokens=batch.id_tokens, pooled=batch.pooled, img_ids=batch.img_ids, scale=scale,
+                    modulation=infusenet_row)
+        with timer.stage("backbone"):
+            inputs = dict(
+                hidden_states=latents, timestep=self._timestep(t, batch.size), guidance=batch.guidance,
+                pooled_projections=batch.pooled, encoder_hidden_states=batch.prompt_embeds,
+                controlnet_block_samples=block_samples, controlnet_single_block_samples=single_samples,
+                txt_ids=batch.text_ids, img_ids=batch.img_ids,
+            )
+            if self.hooks.step_cache is not None:
+                return self.hooks.step_cache(batch.backbone, step=i, **inputs)
+            # The key names this backbone object: a rebuilt one has other weight addresses.
+            key = f"backbone:{batch.first.backbone}:{id(batch.backbone)}"
+            return self._run(key, functools.partial(self._velocity, batch.backbone), modulation=backbone_row, **inputs)
+
+    def _decode_batch(self, batch: BatchInputs, latents: torch.Tensor, x0_predictions: dict[int, torch.Tensor],
+                      trajectory_steps: tuple[int, ...]) -> tuple[list[Image.Image], list[dict[int, Image.Image]]]:
+        """The final images (a trajectory sample's: the x0 of its step) and, per sample, the decoded x0 of
+        each listed trajectory step."""
+        final = x0_predictions[batch.first.steps] if batch.first.mode == "trajectory" else latents
+        images = self.decode(final, batch.latent_h, batch.latent_w, batch.specs)
+        trajectories = [{} for _ in batch.specs]
+        for k, x0 in sorted(x0_predictions.items()):
+            if k in trajectory_steps:
+                decoded = self.decode(x0, batch.latent_h, batch.latent_w, batch.specs)
+                for per_sample, image in zip(trajectories, decoded):
+                    per_sample[k] = image
+        return images, trajectories

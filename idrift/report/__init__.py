@@ -1,6 +1,6 @@
 """The report of a run: the paper's Tables 1-2 and Figures 2-7, with the paper's numbers beside the run's.
 
-    >>> from idrift.commands.run import load_run
+    >>> from idrift.run_folder import load_run
     >>> from idrift.report import write_report
     >>> report = write_report(load_run("runs/ci"), "runs/ci/report")    # doctest: +SKIP
     >>> report.missing                                                 # doctest: +SKIP
@@ -38,7 +38,7 @@ from idrift.report.figures import (
     text_identity,
 )
 from idrift.report.figures.fig2_grid import GRID_FILE, LABEL_H, PAD, PANEL, grid_size
-from idrift.report.plot import DPI, FIGURE_SIZES
+from idrift.report.plot import DPI, FIGURE_SIZES, drawn
 from idrift.report.tables import caveat_notes, claims_section, paper_section, paper_session, table1, table2
 
 __all__ = ["DPI", "FIGURES", "FIGURE_SIZES", "GRID_FILE", "LABEL_H", "PAD", "PANEL", "MissingData", "Report",
@@ -46,15 +46,15 @@ __all__ = ["DPI", "FIGURES", "FIGURE_SIZES", "GRID_FILE", "LABEL_H", "PAD", "PAN
 
 FIGURES = (  # (file, what it shows, drawing function), in report order
     (GRID_FILE, "Figure 2: reference and outputs per backbone and prompt", fig2_grid.draw),
-    (fig3_per_identity.NAME, "Figure 3: per-identity ID_sim, both methods", fig3_per_identity.draw),
-    (fig4_alpha.NAME, "Figure 4: drift for every alpha, and its magnitude", fig4_alpha.draw),
-    (fig5_steps.NAME, "Figure 5 (left): ID_sim over steps, with the schnell-4 point", fig5_steps.draw),
-    (fig5_guidance.NAME, "Figure 5 (right): guidance insensitivity of FLUX.1-schnell", fig5_guidance.draw),
-    (fig6_tiers.NAME, "Figure 6: ID_sim over steps, one panel per prompt tier", fig6_tiers.draw),
-    (fig7_drift.BARS, "Figure 7 (left): drift per prompt tier", fig7_drift.draw_bars),
-    (fig7_drift.HEATMAP, "Figure 7 (right): steps x prompt-tier similarity landscape", fig7_drift.draw_heatmap),
+    (fig3_per_identity.NAME, "Figure 3: per-identity ID_sim, both methods", drawn(fig3_per_identity.build)),
+    (fig4_alpha.NAME, "Figure 4: drift for every alpha, and its magnitude", drawn(fig4_alpha.build)),
+    (fig5_steps.NAME, "Figure 5 (left): ID_sim over steps, with the schnell-4 point", drawn(fig5_steps.build)),
+    (fig5_guidance.NAME, "Figure 5 (right): guidance insensitivity of FLUX.1-schnell", drawn(fig5_guidance.build)),
+    (fig6_tiers.NAME, "Figure 6: ID_sim over steps, one panel per prompt tier", drawn(fig6_tiers.build)),
+    (fig7_drift.BARS, "Figure 7 (left): drift per prompt tier", drawn(fig7_drift.build_bars)),
+    (fig7_drift.HEATMAP, "Figure 7 (right): steps x prompt-tier similarity landscape", drawn(fig7_drift.build_heatmap)),
     (text_identity.NAME, "Beyond the paper: text-identity competition (ID_sim and CLIP-T over steps)",
-     text_identity.draw),
+     drawn(text_identity.build)),
 )
 
 
@@ -114,7 +114,7 @@ def _tables(data: RunData) -> list[str]:
 
 
 def write_report(run, out: str | Path, paper=None) -> Report:
-    """Write report.md and the figures of `run` (an idrift.commands.run.Run) into `out`."""
+    """Write report.md and the figures of `run` (an idrift.run_folder.Run) into `out`."""
     from idrift.baselines.io import load_baseline
 
     out = Path(out)

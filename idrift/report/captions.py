@@ -50,6 +50,16 @@ def wrap(text: str, width_in: float, fontsize: float = 8.0) -> str:
     return "\n".join(textwrap.fill(p, chars) for p in text.split("\n"))
 
 
+def setting(data, claim: str, sample: str, note: str = "") -> str:
+    """A caption's setting sentence: 'Profile tiny, tier smoke: n = 4 identities per point (claim X)'."""
+    return f"Profile {data.profile}, tier {data.run.tier}: {sample} (claim {claim}{'; ' + note if note else ''})"
+
+
+def per_point(data, claim: str, n: int, note: str = "") -> str:
+    """The setting of a figure whose every point is a mean over `n` identities."""
+    return setting(data, claim, f"n = {identities(n)} per point", note)
+
+
 def identities(n: int) -> str:
     """'1 identity', '4 identities'."""
     return f"{n} identity" if n == 1 else f"{n} identities"

@@ -33,6 +33,11 @@ class MissingData(Exception):
 
 
 def hint(run, claim_id: str) -> str:
+    """What to run to get the claim a figure or table needs. A scored folder (`idrift score`) holds
+    another method's images: the paper's claims come from a run of InfiniteYou in a run directory of its own."""
+    if "scored" in run.doc:
+        return (f"{run.path} is a scored folder (`idrift score`), which holds no {claim_id} claim: that needs "
+                f"InfiniteYou's own images, `idrift run --profile {run.profile} --claims {claim_id} --out RUN_DIR`")
     return (f"the run has no {claim_id} claim: `idrift run --profile {run.profile} --tier {run.tier} "
             f"--claims {claim_id} --out {run.path}` adds it")
 

@@ -53,6 +53,13 @@ def save(fig, data, out: Path, name: str) -> None:
                           "Comment": getattr(fig, "idrift_caption", "")})
 
 
+def drawn(build):
+    """A figure module's drawing function, (data, out, name) -> None: its `build(data, name)`, saved."""
+    def draw(data, out: Path, name: str) -> None:
+        save(build(data, name), data, out, name)
+    return draw
+
+
 def _bounds(figures) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     values = np.array([np.nan if f is None else f.value for f in figures], float)
     low = np.array([np.nan if f is None or f.ci is None else f.ci[0] for f in figures], float)

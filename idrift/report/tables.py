@@ -117,9 +117,9 @@ def table2(data: RunData) -> list[str]:
 
 def paper_session(data: RunData):
     """The run as `idrift compare RUN --baseline paper` sees it: the same session, outcomes and gate rows."""
-    from idrift.commands.run import session_from_run
+    from idrift.session import BenchmarkSession
 
-    return session_from_run(data.run, baseline=str(data.paper.path or PAPER_BASELINE), results=data.results)
+    return BenchmarkSession.from_run(data.run, baseline=str(data.paper.path or PAPER_BASELINE), results=data.results)
 
 
 def claims_section(data: RunData, session) -> list[str]:

@@ -25,7 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from idrift.claims import REAL_ONLY, Arm, Claim, Expect, Samples
-from idrift.evaluate import SUMMARIES, ClaimResult, Table, _curve, _drift_figures, _paired_delta, _per_arm, _put
+from idrift.evaluate.figures import _curve, _drift_figures, _paired_delta, _per_arm, _put
+from idrift.evaluate.records import ClaimResult, Table
+from idrift.evaluate.summaries import SUMMARIES
 
 SCORE_METHODS = "score_methods"
 SCORE_DRIFT = "score_drift"

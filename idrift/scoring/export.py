@@ -62,7 +62,7 @@ def _references(run, folder: Path) -> dict[str, str]:
 def export_run(run_dir: str | Path, folder: str | Path, claim_ids: list[str] | None = None) -> tuple[Path, int]:
     """Write the run's samples (of `claim_ids`, default every claim but latency) as a method folder;
     returns (the manifest, its number of rows)."""
-    from idrift.commands.run import load_run
+    from idrift.run_folder import load_run
 
     run = load_run(run_dir)
     if "scored" in run.doc:
@@ -77,7 +77,7 @@ def export_run(run_dir: str | Path, folder: str | Path, claim_ids: list[str] | N
     rows: dict[tuple, dict] = {}
     try:
         for claim in run.claims:
-            if claim.id == "latency" or (claim_ids and claim.id not in claim_ids):
+            if "latency" in claim.metrics or (claim_ids and claim.id not in claim_ids):  # timed: no method images
                 continue
             for key in run.doc["claims"][claim.id]["spec_keys"]:
                 record = store.get(key)

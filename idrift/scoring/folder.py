@@ -1,6 +1,6 @@
 """A scored folder read back: what `idrift score --out DIR` wrote, for compare, bless and report.
 
-`idrift score` writes DIR/results.json in the run directory's format (idrift.commands.run) with one
+`idrift score` writes DIR/results.json in the run directory's format (idrift.run_folder) with one
 more entry, "scored": the manifest, the claims' arms ({claim id: [[method, steps], ...]}), the
 identities, seeds and prompts they cover, and the rows that could not be scored. `load_run` checks
 that entry with `check_scored`, and `Run.claims` of such a folder are `scored_claims`: rebuilt from the

@@ -32,9 +32,9 @@ def _never():
 
 def score_folder(session, manifest, out: Path, provenance: dict, args) -> dict:
     """Everything of `idrift score` after the options: returns the results.json document it wrote."""
-    from idrift.commands.run import RUN_FORMAT, STORE_DIR, WARNINGS_LOG, _now, claim_entry, write_results
     from idrift.errors import IdriftError
     from idrift.evaluate import arm_of, check_expectations, evaluate
+    from idrift.run_folder import RUN_FORMAT, STORE_DIR, WARNINGS_LOG, claim_entry, now, write_results
 
     identities, bad_identities = load_identities(manifest, session.face_backend, args.identities)
     session.__dict__["provenance"] = provenance  # seeded: the session's own would fingerprint a model bundle
@@ -66,7 +66,7 @@ def score_folder(session, manifest, out: Path, provenance: dict, args) -> dict:
               "prompts": sorted({s.prompt_id for s in ingested.specs}),
               "rejected": [p.line() for p in sorted(ingested.problems, key=lambda p: p.row)]}
     claims = build_claims(arms, scored["identities"], scored["seeds"], scored["prompts"])
-    doc = {"run_format": RUN_FORMAT, "command": shlex.join(["idrift", *sys.argv[1:]]), "started": _now(),
+    doc = {"run_format": RUN_FORMAT, "command": shlex.join(["idrift", *sys.argv[1:]]), "started": now(),
            "finished": None, "complete": False,
            "options": {"profile": session.profile, "tier": "full", "claims": [c.id for c in claims],
                        "aggregation": session.options.aggregation, "require_real": False,
@@ -80,7 +80,7 @@ def score_folder(session, manifest, out: Path, provenance: dict, args) -> dict:
         session.results[claim.id] = result
         session.outcomes[claim.id] = check_expectations(result, session.profile, SKIP_REASONS)
         doc["claims"][claim.id] = claim_entry(session, result, [s.key for s in specs])
-    doc["complete"], doc["finished"] = True, _now()
+    doc["complete"], doc["finished"] = True, now()
     write_results(out, doc)
     session.store.finish_run()
     return doc

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from idrift.claims import DEV_28, SCHNELL_4
-from idrift.report.captions import caption, profile_caveat
+from idrift.report.captions import caption, profile_caveat, setting
 from idrift.report.data import SWAP_CLAIMS, MissingData, RunData, hint
 from idrift.stats import CONFIDENCE
 
@@ -43,7 +43,7 @@ def grid_caption(data: RunData, claim_id: str, n_identities: int) -> str:
     return caption(
         "Figure 2 (paper Figure 2): column 1 the reference face; then FLUX.1-schnell 4 steps for each prompt; "
         "then FLUX.1-dev 28 steps for the same prompts",
-        f"Profile {data.profile}, tier {data.run.tier}: {n_identities} identities shown (claim {claim_id})",
+        setting(data, claim_id, f"{n_identities} identities shown"),
         latency, profile_caveat(data.profile, ("id_sim", "latency")))
 
 

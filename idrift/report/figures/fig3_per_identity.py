@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
 from idrift.claims import DEV_28, SCHNELL_4
-from idrift.report.captions import caption, identities, interval_text, profile_caveat
+from idrift.report.captions import caption, identities, interval_text, profile_caveat, setting
 from idrift.report.data import SWAP_CLAIMS, MissingData, RunData, hint
-from idrift.report.plot import DEV_COLOR, SCHNELL_COLOR, errorbars, legend_outside, new_figure, save
+from idrift.report.plot import DEV_COLOR, SCHNELL_COLOR, errorbars, legend_outside, new_figure
 from idrift.stats import CONFIDENCE, mean_figure
 
 NAME = "figure3_per_identity.png"
@@ -35,8 +34,7 @@ def _caption(data: RunData, claim_id: str, n_identities: int, n_samples: int) ->
     return caption(
         "Figure 3 (paper Figure 3): per-identity ID_sim, mean over prompts and seeds, FLUX.1-dev 28 steps (blue) "
         "and FLUX.1-schnell 4 steps (orange); dashed: per-prompt means of each method",
-        f"Profile {data.profile}, tier {data.run.tier}: n = {identities(n_identities)}, {n_samples} paired samples "
-        f"per method (claim {claim_id})",
+        setting(data, claim_id, f"n = {identities(n_identities)}, {n_samples} paired samples per method"),
         interval_text("the prompts of each identity, (identity, prompt) clusters"), caveat, finding)
 
 
@@ -72,7 +70,3 @@ def build(data: RunData, name: str = NAME):
            title="Per-identity ID_sim: FLUX.1-schnell 4 steps vs FLUX.1-dev 28 steps")
     legend_outside(plots, ax, ncols=4)
     return fig
-
-
-def draw(data: RunData, out: Path, name: str = NAME) -> None:
-    save(build(data, name), data, out, name)

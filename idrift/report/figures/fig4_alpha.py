@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from idrift.claims import ALPHAS
-from idrift.report.captions import caption, identities, interval_text, profile_caveat
+from idrift.report.captions import caption, interval_text, per_point, profile_caveat
 from idrift.report.data import MissingData, RunData, identity_figure
-from idrift.report.plot import PAPER_COLOR, curve_with_band, errorbars, legend_outside, new_figure, save
+from idrift.report.plot import PAPER_COLOR, curve_with_band, errorbars, legend_outside, new_figure
 
 NAME = "figure4_alpha.png"
 CLAIM = "figure4_alpha"
@@ -36,7 +34,7 @@ def _caption(data: RunData, curves) -> str:
         "Figure 4 (paper Figure 4). Left: mean ID_sim of FLUX.1-dev against denoising steps (x0 of one 28-step "
         "trajectory) for each InfuseNet scale alpha. Right: drift magnitude (peak minus 28-step value) per alpha; "
         "red band: the paper's range 0.021-0.118, red line: the paper's peak at 4 steps",
-        f"Profile {data.profile}, tier {data.run.tier}: n = {identities(n)} per point (claim {CLAIM})",
+        per_point(data, CLAIM, n),
         interval_text() + "; drift bars: identity bootstrap of idrift.evaluate", caveat, finding)
 
 
@@ -69,7 +67,3 @@ def build(data: RunData, name: str = NAME):
               title="Drift magnitude per alpha")
     legend_outside(plots, left, right, ncols=5)
     return fig
-
-
-def draw(data: RunData, out: Path, name: str = NAME) -> None:
-    save(build(data, name), data, out, name)

@@ -3,12 +3,10 @@ the structural check every profile can make: the images' pixel mean per guidance
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from idrift.claims import GUIDANCE_SCALES
-from idrift.report.captions import caption, identities, interval_text, profile_caveat
+from idrift.report.captions import caption, interval_text, per_point, profile_caveat
 from idrift.report.data import MissingData, RunData, identity_figure
-from idrift.report.plot import PAPER_COLOR, SCHNELL_COLOR, errorbars, legend_outside, new_figure, save
+from idrift.report.plot import PAPER_COLOR, SCHNELL_COLOR, errorbars, legend_outside, new_figure
 
 NAME = "figure5_guidance.png"
 CLAIM = "figure5_guidance"
@@ -25,7 +23,7 @@ def _caption(data: RunData, n: int) -> str:
         "Figure 5, right (paper Figure 5 right): guidance-scale insensitivity of FLUX.1-schnell, 4 steps. "
         "Left: mean ID_sim per guidance_scale; red dashed: the paper's constant 0.591. Right: mean pixel value "
         "of the same images",
-        f"Profile {data.profile}, tier {data.run.tier}: n = {identities(n)} per point (claim {CLAIM})",
+        per_point(data, CLAIM, n),
         interval_text(), exact, caveat, finding)
 
 
@@ -53,7 +51,3 @@ def build(data: RunData, name: str = NAME):
               title="Images vs guidance_scale (structural check)")
     legend_outside(plots, left, right, ncols=3)
     return fig
-
-
-def draw(data: RunData, out: Path, name: str = NAME) -> None:
-    save(build(data, name), data, out, name)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from idrift.claims import SCHNELL_4
-from idrift.report.captions import caption, identities, interval_text, profile_caveat
+from idrift.report.captions import caption, interval_text, per_point, profile_caveat
 from idrift.report.data import SWAP_CLAIMS, MissingData, RunData, identity_figure
 from idrift.report.plot import (
     DEV_COLOR,
@@ -15,7 +13,6 @@ from idrift.report.plot import (
     errorbars,
     legend_outside,
     new_figure,
-    save,
 )
 
 NAME = "figure5_drift.png"
@@ -40,7 +37,7 @@ def _caption(data: RunData, budget: dict, schnell_claim: str | None) -> str:
         "dashed: x0 read off one 28-step trajectory; orange: FLUX.1-schnell at 4 steps"
         + (f" (samples of {schnell_claim})" if schnell_claim else " (not in this run)")
         + "; red crosses: the paper's peak and 28-step values",
-        f"Profile {data.profile}, tier {data.run.tier}: n = {identities(n)} per point (claim {CLAIM})",
+        per_point(data, CLAIM, n),
         interval_text(), caveat, finding)
 
 
@@ -69,7 +66,3 @@ def build(data: RunData, name: str = NAME):
     ax.set(xlabel="denoising steps", ylabel="mean ID_sim", title="Identity drift of FLUX.1-dev over the step budget")
     legend_outside(plots, ax, ncols=2)
     return fig
-
-
-def draw(data: RunData, out: Path, name: str = NAME) -> None:
-    save(build(data, name), data, out, name)

@@ -4,11 +4,10 @@ reference (paper Figure 6)."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-from idrift.report.captions import TIER_NOTE, caption, identities, interval_text, profile_caveat
+from idrift.report.captions import TIER_NOTE, caption, interval_text, per_point, profile_caveat
 from idrift.report.data import COMPLEXITY, MissingData, RunData, identity_figure
-from idrift.report.plot import DEV_COLOR, PAPER_COLOR, SCHNELL_COLOR, curve_with_band, legend_outside, new_figure, save
+from idrift.report.plot import DEV_COLOR, PAPER_COLOR, SCHNELL_COLOR, curve_with_band, legend_outside, new_figure
 
 NAME = "figure6_tiers.png"
 
@@ -33,8 +32,8 @@ def _caption(data: RunData, dev: dict) -> str:
         "Figure 6 (paper Figure 6): identity drift per prompt tier. Each panel: mean ID_sim of FLUX.1-dev against "
         "denoising steps (x0 of one 28-step trajectory) for one prompt tier; dotted orange: FLUX.1-schnell at "
         "4 steps on the same tier; red: the paper's drift where it states one (minimal 0.008, style 0.092)",
-        f"Profile {data.profile}, tier {data.run.tier}: n = {identities(n)} per point (claim {COMPLEXITY}; the "
-        "paper used its top-10 identities)", TIER_NOTE, interval_text(), caveat, finding)
+        per_point(data, COMPLEXITY, n, "the paper used its top-10 identities"), TIER_NOTE, interval_text(), caveat,
+        finding)
 
 
 def build(data: RunData, name: str = NAME):
@@ -64,7 +63,3 @@ def build(data: RunData, name: str = NAME):
         axes[j // cols, j % cols].set_visible(False)
     legend_outside(plots, *axes.flat, ncols=2)
     return fig
-
-
-def draw(data: RunData, out: Path, name: str = NAME) -> None:
-    save(build(data, name), data, out, name)

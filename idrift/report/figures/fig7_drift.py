@@ -3,15 +3,13 @@ over steps x prompt tier with its FLUX.1-dev and FLUX.1-schnell halves (paper Fi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from idrift.report.captions import TIER_NOTE, caption, profile_caveat
+from idrift.report.captions import TIER_NOTE, caption, profile_caveat, setting
 from idrift.report.captions import identities as identities_text
 from idrift.report.data import COMPLEXITY, MissingData, RunData
 from idrift.report.figures.fig6_tiers import tier_curves
-from idrift.report.plot import DEV_COLOR, PAPER_COLOR, SCHNELL_COLOR, errorbars, legend_outside, new_figure, save
+from idrift.report.plot import DEV_COLOR, PAPER_COLOR, SCHNELL_COLOR, errorbars, legend_outside, new_figure
 from idrift.stats import CONFIDENCE
 
 BARS = "figures6_7_drift_by_tier.png"
@@ -21,7 +19,7 @@ HEATMAP = "figures6_7_heatmap.png"
 def _setting(data: RunData) -> str:
     n = data.figure(COMPLEXITY, "n_identities")
     identities = len({r["spec"]["identity"] for r in data.records(COMPLEXITY)}) if n is None else int(n)
-    return f"Profile {data.profile}, tier {data.run.tier}: n = {identities_text(identities)} (claim {COMPLEXITY})"
+    return setting(data, COMPLEXITY, f"n = {identities_text(identities)}")
 
 
 def build_bars(data: RunData, name: str = BARS):
@@ -123,9 +121,3 @@ def build_heatmap(data: RunData, name: str = HEATMAP):
     return fig
 
 
-def draw_bars(data: RunData, out: Path, name: str = BARS) -> None:
-    save(build_bars(data, name), data, out, name)
-
-
-def draw_heatmap(data: RunData, out: Path, name: str = HEATMAP) -> None:
-    save(build_heatmap(data, name), data, out, name)

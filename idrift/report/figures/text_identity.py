@@ -3,12 +3,17 @@ FLUX.1-dev against steps, one line per prompt tier: does the identity fade as th
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from idrift.report.captions import BEYOND_PAPER, TIER_NOTE, caption, identities, interval_text, profile_caveat
+from idrift.report.captions import (
+    BEYOND_PAPER,
+    TIER_NOTE,
+    caption,
+    interval_text,
+    per_point,
+    profile_caveat,
+)
 from idrift.report.data import TEXT_IDENTITY, MissingData, RunData
 from idrift.report.figures.fig6_tiers import tier_curves
-from idrift.report.plot import curve_with_band, legend_outside, new_figure, save
+from idrift.report.plot import curve_with_band, legend_outside, new_figure
 
 NAME = "text_identity_competition.png"
 METRICS = (("id_sim", "mean ID_sim (identity)"), ("clip_t", "mean CLIP-T (text alignment)"))
@@ -26,7 +31,7 @@ def build(data: RunData, name: str = NAME):
         f"{BEYOND_PAPER} text-identity competition; the paper has no such figure. Top: mean ID_sim of FLUX.1-dev "
         "against denoising steps, one line per prompt tier; bottom: mean CLIP-T (CLIP text-image alignment) of "
         "the same images",
-        f"Profile {data.profile}, tier {data.run.tier}: n = {identities(n)} per point (claim {TEXT_IDENTITY})",
+        per_point(data, TEXT_IDENTITY, n),
         TIER_NOTE, interval_text(), caveat), 2, 1, sharex=True)
     colors = {p: f"C{i}" for i, p in enumerate(tiers)}
     for row, (metric, label) in enumerate(METRICS):
@@ -43,7 +48,3 @@ def build(data: RunData, name: str = NAME):
     axes[1, 0].set_xlabel("denoising steps")
     legend_outside(plots, axes[0, 0], axes[1, 0], ncols=min(6, max(1, len(tiers))))
     return fig
-
-
-def draw(data: RunData, out: Path, name: str = NAME) -> None:
-    save(build(data, name), data, out, name)

@@ -1,4 +1,4 @@
-"""The `fast_paths` claim's summary (idrift.evaluate.SUMMARIES): from each arm's stored sample to its figures.
+"""The fast_paths family's summary (idrift.evaluate.SUMMARIES): from each arm's stored sample to its figures.
 
 Every arm of the claim is one (backbone, steps) on one numerical path (`Arm.acceleration`). Its sample
 carries, like any other metric, `latency` (the timed rounds, peak GPU memory and the compile seconds of

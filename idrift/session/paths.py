@@ -7,37 +7,17 @@ plan (or, when it cannot be undone, as fp8's replaced weights, releases the bund
 is built) and applies the new one. Runs therefore order their arms so that each bundle is reused as long
 as it can be (idrift.claims.FAST_PATHS).
 
-`PathsMixin` is part of `idrift.session.BenchmarkSession`; it reads the session's `options`, `device`,
+`PathsMixin` is part of `idrift.session.benchmark.BenchmarkSession`; it reads the session's `options`, `device`,
 `bundle` and `profile`.
 """
 
 from __future__ import annotations
 
 import gc
-import time
-
-import numpy as np
 
 from idrift.accel.plan import AccelerationPlan
 from idrift.config import EAGER
 from idrift.errors import IdriftError
-
-
-def options_plan(options) -> AccelerationPlan:
-    """The plan the session-wide options name (SessionOptions.accelerate, memory, step_cache)."""
-    path = {"eager": EAGER, "lossless": "lossless", "lossy": "fp8"}[options.accelerate]
-    return AccelerationPlan(path, step_cache=options.step_cache, memory=options.memory)
-
-
-REFERENCE_DIFF_METRIC = "reference_diff"  # a path's image against the eager image of the same spec
-REFERENCE_DIFF_VERSION = "pixels-v1"
-
-
-def pixel_difference(image, reference) -> dict:
-    """Mean and largest absolute 8-bit difference between two images of the same size."""
-    a, b = np.asarray(image, dtype=np.int16), np.asarray(reference, dtype=np.int16)
-    d = np.abs(a - b)
-    return {"pixel_mean": float(d.mean()), "pixel_max": float(d.max())}
 
 
 class PathsMixin:
@@ -157,48 +137,10 @@ class PathsMixin:
         line = f"acceleration {label} ({' '.join(self.options.acceleration_args())})"
         if self.options.lossy:
             line += ": LOSSY, numbers deviate from the reference path"
-            stats = (self.provenance.get("acceleration") or {}).get("step_cache_stats") if "provenance" in self.__dict__ else None
+            measured = (self.provenance.get("acceleration") or {}) if "provenance" in self.__dict__ else {}
+            stats = measured.get("step_cache_stats")
             if stats:
                 line += f"; step cache skipped {stats['skipped']} of {stats['computed'] + stats['skipped']} steps"
         else:
             line += ": lossless, same function as eager up to bf16 reassociation"
         return line
-
-    # ---- what a timed path adds to its sample -----------------------------------------------------
-    def path_timing(self, spec, pipe, seconds: list, first_s: float | None) -> dict:
-        """The path's part of a timed sample's `latency`: the plan's provenance and, where the path
-        compiles (not eager, on a GPU), the first call and its compile seconds over the steady median."""
-        out = {"acceleration": AccelerationPlan.from_label(spec.acceleration).provenance(pipe)}
-        if first_s is not None:
-            out["first_call_s"] = first_s
-            if self.device.startswith("cuda") and seconds:
-                out["compile_s"] = first_s - float(np.median(seconds))
-        return out
-
-    def measure_reference_diff(self, spec) -> None:
-        """Store `reference_diff` for a sample of a path other than eager: its image against the stored
-        eager image of the same spec (made first: FAST_PATHS runs eager first). Nothing when there is none."""
-        if spec.acceleration == EAGER:
-            return
-        store = self.store
-        if not store.needs_metric(spec.key, REFERENCE_DIFF_METRIC, REFERENCE_DIFF_VERSION):
-            return
-        mine, eager = store.get(spec), store.get(spec.replace(acceleration=EAGER))
-        if mine is None or eager is None or not (mine.ok and eager.ok):
-            return
-        store.put_metrics(spec.key, REFERENCE_DIFF_METRIC, REFERENCE_DIFF_VERSION,
-                          pixel_difference(mine.load_image(), eager.load_image()))
-
-
-def timed_once(fn, device: str) -> float:
-    """Seconds of one call of `fn(None)`, CUDA synchronised (a path's first call: compile included)."""
-    cuda = device.startswith("cuda")
-    if cuda:
-        import torch
-
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn(None)
-    if cuda:
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
