@@ -5,14 +5,14 @@ warm-up excluded, CUDA synchronised, with a per-stage breakdown (pytest-benchmar
 import pytest
 
 from idrift.claims import CLAIMS_BY_ID
-from idrift.pytest_plugin import check_claim
+from idrift.pytest_plugin import benchmark_arm, check_claim
 
 CLAIM_FAMILY = "latency"
 
 
 @pytest.mark.parametrize("arm", CLAIMS_BY_ID["latency"].arms, ids=lambda arm: arm.name)
 def test_latency(benchmark, idrift_session, arm):
-    idrift_session.benchmark_arm(benchmark, arm)
+    benchmark_arm(idrift_session, benchmark, arm)
 
 
 def test_claim(idrift_session, idrift_claim, request):

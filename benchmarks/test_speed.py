@@ -7,17 +7,14 @@ are judged on the synthetic and real profiles only."""
 import pytest
 
 from idrift.claims import CLAIMS_BY_ID
-from idrift.pytest_plugin import check_claim
+from idrift.pytest_plugin import benchmark_arm, check_claim
 
 CLAIM_FAMILY = "fast_paths"
 
 
 @pytest.mark.parametrize("arm", CLAIMS_BY_ID["fast_paths"].arms, ids=lambda arm: arm.name)
 def test_fast_path(benchmark, idrift_session, arm):
-    reason = idrift_session.plan_reason(arm.acceleration)
-    if reason is not None:
-        pytest.skip(f"{reason}; run on a GPU: pytest benchmarks/test_speed.py --idrift-profile synthetic")
-    idrift_session.benchmark_arm(benchmark, arm)
+    benchmark_arm(idrift_session, benchmark, arm)
 
 
 def test_claim(idrift_session, idrift_claim, request):

@@ -222,6 +222,22 @@ def run_sample(session, sample) -> None:
         pytest.fail(f"sample {spec.config_label} {spec.sample_label} failed: {record['error']}", pytrace=False)
 
 
+SHARED_ARM_SKIP = ("timed earlier in this session by a claim that shares the arm (latency and fast_paths share "
+                   "their eager arms): the rounds stored with its sample serve this claim too")
+
+
+def benchmark_arm(session, benchmark, arm) -> None:
+    """A timed arm's test: its rounds through pytest-benchmark (BenchmarkSession.time_arm), so that its JSON
+    and comparisons see them. Skipped, with the reason, where this device cannot take the arm's path, and
+    where the arm's sample was timed earlier in this session (the session times a spec once)."""
+    reason = session.plan_reason(arm.acceleration)
+    if reason is not None:
+        pytest.skip(f"{reason}; run on a GPU: pytest benchmarks/test_speed.py --idrift-profile synthetic")
+    if session.timed_spec(arm).key in session.timed:
+        pytest.skip(SHARED_ARM_SKIP)
+    session.time_arm(arm, benchmark)
+
+
 def check_claim(session, claim, request) -> None:
     """Evaluate a claim, word its expectations on this profile (idrift.verdicts), gate it against the
     baseline. FAIL fails the test; INCONCLUSIVE passes unless --idrift-strict; a claim that is NOT

@@ -152,3 +152,27 @@ def test_a_claim_lists_only_the_samples_it_evaluated(tmp_path):
     assert cannot and not cannot & set(keys)  # stock-compile and fp8 need CUDA
     assert len(keys) == len(every) - len(cannot)
     assert all(s.store.get(key) is not None for key in keys)
+
+
+def test_pytest_times_a_shared_arm_once_and_says_so(tmp_path):
+    """`pytest benchmarks` runs test_latency.py before test_speed.py: the eager arm both claims share is timed
+    by the first, and the second's test is skipped with the reason (pytest-benchmark then reports it once and
+    does not warn about an unused fixture)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from idrift.pytest_plugin import SHARED_ARM_SKIP
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, IDRIFT_CACHE=str(tmp_path / "cache"), IDRIFT_ROUNDS="1", IDRIFT_WARMUP_ROUNDS="0")
+    env.pop("PYTEST_XDIST_WORKER", None)  # an outer xdist run: the inner one would skip both timed tests
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks/test_latency.py::test_latency[schnell-4]",
+         "benchmarks/test_speed.py::test_fast_path[schnell-4]", "-q", "-rs", "-p", "no:cacheprovider",
+         "--idrift-store", str(tmp_path / "store")], cwd=repo, env=env, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "1 passed, 1 skipped" in out and SHARED_ARM_SKIP in " ".join(out.split()), out[-3000:]
+    assert "Benchmark fixture was not used" not in out

@@ -1,6 +1,6 @@
 """The house's import rules, checked on the source: no import circles among idrift's modules (imports
-inside functions count: a lazy import that closes a circle is still a circle), and planning a run
-(`idrift.runner`) does not load torch."""
+inside functions count: a lazy import that closes a circle is still a circle), no module below the front
+ends imports one, and planning a run (`idrift.runner`) does not load torch."""
 
 from __future__ import annotations
 
@@ -77,6 +77,37 @@ def test_the_walk_sees_a_lazy_import_circle(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", package)
     assert import_circles() == [["idrift.a", "idrift.b", "idrift.a"]]
+
+
+# The front ends sit on top: the CLI's commands and the pytest plugin drive the rest, and nothing below imports them.
+FRONT_ENDS = ("idrift.cli", "idrift.commands", "idrift.pytest_plugin", "idrift.pytest_options")
+
+
+def _is_front_end(name: str) -> bool:
+    return any(name == f or name.startswith(f + ".") for f in FRONT_ENDS)
+
+
+def upward_imports() -> list[str]:
+    """'module -> front end' for every module below the front ends that imports one."""
+    modules = module_names()
+    return sorted(f"{name} -> {target}" for name, path in modules.items() if not _is_front_end(name)
+                  for target in imports_of(path, modules) if _is_front_end(target))
+
+
+def test_no_module_imports_a_front_end():
+    assert upward_imports() == []
+
+
+def test_the_walk_sees_an_upward_import(tmp_path, monkeypatch):
+    """The check can fail: a report module reaching into a command is reported."""
+    package = tmp_path / "idrift"
+    (package / "commands").mkdir(parents=True)
+    for name in ("__init__.py", "commands/__init__.py", "commands/compare.py"):
+        (package / name).write_text("")
+    (package / "report.py").write_text("def f():\n    from idrift.commands.compare import rows\n")
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", package)
+    assert upward_imports() == ["idrift.report -> idrift.commands.compare"]
 
 
 def test_planning_a_run_does_not_load_torch():

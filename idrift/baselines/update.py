@@ -35,11 +35,17 @@ RULES: tuple[tuple[str, tuple[str, ...] | None, Rule | None], ...] = (
     ("speedup", ("tiny",), None),
     ("compile_s", ("tiny",), None),
     ("gpu_peak_gb", ("tiny",), None),
-    ("compile_s", None, Rule(direction_of("compile_s"), 0.30, "relative", "s", True,
-                             "first call minus steady state; same GPU model only")),
+    # Compilation runs on the host's CPUs, so hosts of one GPU model differ: a cold compile moves far more
+    # than a steady round between two runs of the same code.
+    ("compile_s", None, Rule(direction_of("compile_s"), 0.60, "relative", "s", True,
+                             "first call minus steady state, a cold compile on the host's CPUs; "
+                             "same GPU model only")),
     ("gpu_peak_gb", None, Rule(direction_of("gpu_peak_gb"), 0.05, "relative", "GB", True,
                                "peak allocated; same GPU model only")),
     # Kernels differ between GPU models, so how far a fast path moves the pixels does too.
+    # The largest difference of one image is an extreme: it moves by a level between runs of the same code.
+    ("reference_diff_max", None, Rule(direction_of("reference_diff"), 2.0, "absolute", "8-bit level", True,
+                                      "largest difference from the eager image of the same spec, same run")),
     ("reference_diff", None, Rule(direction_of("reference_diff"), 0.5, "absolute", "8-bit level", True,
                                   "against the eager image of the same spec, same run")),
     ("latency_s", None, Rule(direction_of("latency_s"), 0.10, "relative", "s", True,

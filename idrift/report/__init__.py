@@ -96,7 +96,7 @@ def _header(run, data: RunData) -> list[str]:
 
 
 def _tables(data: RunData) -> list[str]:
-    from idrift.commands.compare import compare_rows
+    from idrift.baselines.rows import compare_rows
 
     session = paper_session(data)
     rows = compare_rows(session)

@@ -62,8 +62,8 @@ class TimingMixin:
         call (compile and capture included) and, as the metric `reference_diff`, its image against the
         eager image of the same spec. The sample is generated first when the store lacks it.
 
-        A spec timed earlier in this session is not timed again: its stored values are returned (and, under
-        pytest, `benchmark` is left unused, so pytest-benchmark reports the arm once, under the first test)."""
+        A spec timed earlier in this session is not timed again: its stored values are returned (under pytest,
+        idrift.pytest_plugin.benchmark_arm skips that arm's test, saying so)."""
         from idrift.metrics.latency import LATENCY_METRIC, LATENCY_VERSION, time_rounds
 
         spec = self.timed_spec(arm)
@@ -92,10 +92,6 @@ class TimingMixin:
         self.measure_reference_diff(spec)
         self.timed[spec.key] = self.latency[arm.name] = values
         return values
-
-    def benchmark_arm(self, benchmark, arm) -> None:
-        """Latency of one arm through pytest-benchmark (its JSON and comparisons work): `time_arm`."""
-        self.time_arm(arm, benchmark)
 
     # ---- what a timed path adds to its sample -----------------------------------------------------
     def path_timing(self, spec, pipe, seconds: list, first_s: float | None) -> dict:
