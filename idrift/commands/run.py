@@ -189,7 +189,11 @@ def time_latency_arms(session, claim: Claim) -> None:
         if reason is not None:
             print(f"latency: not timing {arm.name}: {reason}", file=sys.stderr)
             continue
-        print(f"latency: timing {arm.name} ({rounds} rounds after {warmup_rounds} warm-up)", file=sys.stderr)
+        if session.timed_spec(arm).key in session.timed:  # an arm latency and fast_paths share: timed once
+            print(f"latency: {arm.name} was timed earlier in this run; its rounds serve {claim.id} too",
+                  file=sys.stderr)
+        else:
+            print(f"latency: timing {arm.name} ({rounds} rounds after {warmup_rounds} warm-up)", file=sys.stderr)
         session.time_arm(arm)
 
 
