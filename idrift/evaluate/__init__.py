@@ -28,7 +28,7 @@ from idrift.evaluate.expectations import (
     figure_of,
     summary_lines,
 )
-from idrift.evaluate.figures import _put, _spearman
+from idrift.evaluate.figures import put_figure, spearman
 from idrift.evaluate.records import ClaimResult, Table, arm_of, metric_of
 from idrift.evaluate.summaries import SUMMARIES
 from idrift.stats import exact, identity_bootstrap, mean_figure
@@ -47,7 +47,7 @@ def _backend_agreement(result: ClaimResult, records: list[dict]) -> None:
              if r.get("metrics", {}).get("id_sim", {}).get("id_sim") is not None
              and r.get("metrics", {}).get("id_sim_agreement", {}).get("id_sim") is not None]
     if len(pairs) >= 3:
-        _put(result, "backend_agreement_spearman", value=_spearman(*map(list, zip(*pairs))))
+        put_figure(result, "backend_agreement_spearman", value=spearman(*map(list, zip(*pairs))))
         result.figures["backend_agreement_n"] = float(len(pairs))
 
 
@@ -61,7 +61,7 @@ def _run_summary(result: ClaimResult, records: list[dict], aggregation: str) -> 
     if registered:
         for arm in result.claim.arms:
             for metric in registered:
-                _put(result, f"{metric}[{arm.name}]", table.values(arm.name, metric))
+                put_figure(result, f"{metric}[{arm.name}]", table.values(arm.name, metric))
 
 
 def _summarise(claim: Claim, records: list[dict], aggregation: str) -> ClaimResult:

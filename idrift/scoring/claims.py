@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from idrift.claims import REAL_ONLY, Arm, Claim, Expect, Samples
-from idrift.evaluate.figures import _curve, _drift_figures, _paired_delta, _per_arm, _put
+from idrift.evaluate.figures import drift_figures, paired_delta, put_figure, put_per_arm, step_curve
 from idrift.evaluate.records import ClaimResult, Table
 from idrift.evaluate.summaries import SUMMARIES
 
@@ -56,20 +56,20 @@ def method_arm(method: str, steps: int, show_steps: bool = False) -> MethodArm:
 
 def summary_methods(result: ClaimResult, table: Table) -> None:
     arms = result.claim.arms
-    _per_arm(result, table, SCORE_METRICS)
+    put_per_arm(result, table, SCORE_METRICS)
     reference = arms[0].name
     for arm in arms[1:]:
         for metric in SCORE_METRICS:
-            _put(result, f"{metric}_delta[{arm.name}]",
-                 _paired_delta(table.values(reference, metric), table.values(arm.name, metric)))
+            put_figure(result, f"{metric}_delta[{arm.name}]",
+                 paired_delta(table.values(reference, metric), table.values(arm.name, metric)))
 
 
 def summary_method_drift(result: ClaimResult, table: Table) -> None:
-    _per_arm(result, table, ("id_sim",))
+    put_per_arm(result, table, ("id_sim",))
     methods = dict.fromkeys(arm.method for arm in result.claim.arms)
     for method in methods:
-        curve = _curve(table, [arm for arm in result.claim.arms if arm.method == method])
-        for name, value in _drift_figures(curve).items():
+        curve = step_curve(table, [arm for arm in result.claim.arms if arm.method == method])
+        for name, value in drift_figures(curve).items():
             result.figures[f"{name}[{method}]"] = float(value)
 
 

@@ -7,7 +7,7 @@ paired gate resamples). idrift.scoring.claims registers its own two here.
 
 from __future__ import annotations
 
-from idrift.evaluate.figures import _per_arm
+from idrift.evaluate.figures import put_per_arm
 from idrift.evaluate.records import ClaimResult, Table
 from idrift.evaluate.summaries.backbone_swap import (
     summary_backbone_swap,
@@ -25,7 +25,7 @@ from idrift.evaluate.summaries.text_identity import summary_text_identity
 def summary_per_arm(result: ClaimResult, table: Table) -> None:
     """Per-arm means only (pixel_mean, and ID_sim / LPIPS where the claim lists them): for a claim whose
     expectations read `<metric>[<arm>]` figures. Registered metrics get theirs in every summary."""
-    _per_arm(result, table, ("pixel_mean", *(m for m in ("id_sim", "lpips") if m in result.claim.metrics)))
+    put_per_arm(result, table, ("pixel_mean", *(m for m in ("id_sim", "lpips") if m in result.claim.metrics)))
 
 
 SUMMARIES = {

@@ -7,19 +7,20 @@ from collections import defaultdict
 
 import numpy as np
 
-from idrift.evaluate.figures import _mean, _paired_delta, _per_arm, _put
+from idrift.evaluate.figures import mean_of, paired_delta, put_figure, put_per_arm
 from idrift.evaluate.records import ClaimResult, Table
 
 
 def summary_backbone_swap(result: ClaimResult, table: Table) -> None:
-    _per_arm(result, table, ("id_sim", "lpips", "pixel_mean"))
-    _put(result, "id_sim_delta", _paired_delta(table.values("dev-28", "id_sim"), table.values("schnell-4", "id_sim")))
-    _put(result, "lpips_delta", _paired_delta(table.values("dev-28", "lpips"), table.values("schnell-4", "lpips")))
+    put_per_arm(result, table, ("id_sim", "lpips", "pixel_mean"))
+    put_figure(result, "id_sim_delta",
+               paired_delta(table.values("dev-28", "id_sim"), table.values("schnell-4", "id_sim")))
+    put_figure(result, "lpips_delta", paired_delta(table.values("dev-28", "lpips"), table.values("schnell-4", "lpips")))
 
 
 def summary_dev4_diagnostic(result: ClaimResult, table: Table) -> None:
-    _per_arm(result, table, ("id_sim", "pixel_mean"))
-    _put(result, "id_sim_delta", _paired_delta(table.values("dev-28", "id_sim"), table.values("dev-4", "id_sim")))
+    put_per_arm(result, table, ("id_sim", "pixel_mean"))
+    put_figure(result, "id_sim_delta", paired_delta(table.values("dev-28", "id_sim"), table.values("dev-4", "id_sim")))
 
 
 def summary_by_prompt(result: ClaimResult, table: Table) -> None:
@@ -29,12 +30,12 @@ def summary_by_prompt(result: ClaimResult, table: Table) -> None:
     for prompt in prompts:
         d = {k: v for k, v in dev.items() if k.split("|")[1] == prompt}
         s = {k: v for k, v in schnell.items() if k.split("|")[1] == prompt}
-        _put(result, f"id_sim[dev-28|{prompt}]", d)
-        _put(result, f"id_sim[schnell-4|{prompt}]", s)
-        delta = _paired_delta(d, s)
-        _put(result, f"delta[{prompt}]", delta)
+        put_figure(result, f"id_sim[dev-28|{prompt}]", d)
+        put_figure(result, f"id_sim[schnell-4|{prompt}]", s)
+        delta = paired_delta(d, s)
+        put_figure(result, f"delta[{prompt}]", delta)
         if delta:
-            deltas.append(_mean(delta))
+            deltas.append(mean_of(delta))
     if deltas:
         result.figures["min_prompt_delta"] = float(min(deltas))
 

@@ -4,32 +4,32 @@ scale) and prompt_complexity (Figures 6-7: the drift per prompt against its comp
 
 from __future__ import annotations
 
-from idrift.evaluate.figures import _curve, _digest, _drift_figures, _mean, _per_arm, _put, _spearman
+from idrift.evaluate.figures import drift_figures, image_digest, mean_of, put_figure, put_per_arm, spearman, step_curve
 from idrift.evaluate.records import ClaimResult, Table
 
 
 def summary_drift(result: ClaimResult, table: Table) -> None:
     budget = [a for a in result.claim.arms if a.mode == "budget"]
     trajectory = [a for a in result.claim.arms if a.mode == "trajectory"]
-    _per_arm(result, table, ("id_sim", "pixel_mean"))
-    b_curve, t_curve = _curve(table, budget), _curve(table, trajectory)
-    result.figures.update(_drift_figures(b_curve))
-    result.figures.update({f"trajectory_{k}": v for k, v in _drift_figures(t_curve).items()})
+    put_per_arm(result, table, ("id_sim", "pixel_mean"))
+    b_curve, t_curve = step_curve(table, budget), step_curve(table, trajectory)
+    result.figures.update(drift_figures(b_curve))
+    result.figures.update({f"trajectory_{k}": v for k, v in drift_figures(t_curve).items()})
     # Agreement of the two modes, and the exact identity of their final images.
     common = sorted(b_curve.keys() & t_curve.keys())
     if len(common) >= 3:
-        _put(result, "mode_agreement_spearman",
-             value=_spearman([b_curve[s] for s in common], [t_curve[s] for s in common]))
+        put_figure(result, "mode_agreement_spearman",
+             value=spearman([b_curve[s] for s in common], [t_curve[s] for s in common]))
     last_b, last_t = table.by_arm.get(budget[-1].name, {}), table.by_arm.get(trajectory[-1].name, {})
     pairs = [(last_b[k], last_t[k]) for k in last_b.keys() & last_t.keys()]
     if pairs:
-        result.figures["trajectory_final_mismatches"] = float(sum(_digest(b) != _digest(t) for b, t in pairs))
+        result.figures["trajectory_final_mismatches"] = float(sum(image_digest(b) != image_digest(t) for b, t in pairs))
 
 
 def summary_alpha(result: ClaimResult, table: Table) -> None:
     drifts, peaks = [], []
     for alpha in sorted({a.alpha for a in result.claim.arms}):
-        figures = _drift_figures(_curve(table, [a for a in result.claim.arms if a.alpha == alpha]))
+        figures = drift_figures(step_curve(table, [a for a in result.claim.arms if a.alpha == alpha]))
         if figures:
             result.figures[f"drift[a{alpha:g}]"] = figures["drop"]
             result.figures[f"peak_step[a{alpha:g}]"] = figures["peak_step"]
@@ -51,16 +51,17 @@ def summary_prompt_complexity(result: ClaimResult, table: Table) -> None:
     for prompt in tiers:
         def curve(arms):
             return {a.steps: m for a in arms
-                    if (m := _mean({k: v for k, v in table.values(a.name, "id_sim").items()
+                    if (m := mean_of({k: v for k, v in table.values(a.name, "id_sim").items()
                                     if k.split("|")[1] == prompt})) is not None}
-        if (d := _drift_figures(curve(dev))):
+        if (d := drift_figures(curve(dev))):
             dev_drift[prompt] = d["drop"]
             result.figures[f"drift[{prompt}]"] = d["drop"]
-        if (s := _drift_figures(curve(schnell))):
+        if (s := drift_figures(curve(schnell))):
             schnell_drift[prompt] = s["drop"]
             result.figures[f"schnell_drift[{prompt}]"] = s["drop"]
     if len(dev_drift) >= 3:
         order = sorted(dev_drift, key=lambda p: tiers[p])
-        _put(result, "tier_drift_spearman", value=_spearman([tiers[p] for p in order], [dev_drift[p] for p in order]))
+        put_figure(result, "tier_drift_spearman",
+                   value=spearman([tiers[p] for p in order], [dev_drift[p] for p in order]))
     if schnell_drift:
         result.figures["schnell_drift_max"] = float(max(schnell_drift.values()))

@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from idrift.evaluate.figures import _digest, _per_arm
+from idrift.evaluate.figures import image_digest, put_per_arm
 from idrift.evaluate.records import ClaimResult, Table, id_sim_of
 
 
 def summary_guidance(result: ClaimResult, table: Table) -> None:
-    _per_arm(result, table, ("id_sim", "pixel_mean"))
+    put_per_arm(result, table, ("id_sim", "pixel_mean"))
     names = [arm.name for arm in result.claim.arms]
     keys = set.intersection(*(set(table.by_arm.get(n, {})) for n in names)) if names else set()
     varying, id_ranges = 0, []
     for key in sorted(keys):
         records = [table.by_arm[n][key] for n in names]
-        varying += len({_digest(r) for r in records}) > 1
+        varying += len({image_digest(r) for r in records}) > 1
         sims = [id_sim_of(r, table.aggregation) for r in records]
         if all(s is not None for s in sims):
             id_ranges.append(max(sims) - min(sims))

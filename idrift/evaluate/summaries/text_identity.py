@@ -6,7 +6,7 @@ from __future__ import annotations
 from scipy import stats
 
 from idrift.claims import Arm
-from idrift.evaluate.figures import _drift_figures, _mean, _per_arm, _put, _spearman
+from idrift.evaluate.figures import drift_figures, mean_of, put_figure, put_per_arm, spearman
 from idrift.evaluate.records import ClaimResult, Table
 
 
@@ -23,14 +23,14 @@ def _prompt_curve(table: Table, arms: list[Arm], metric: str, prompt: str | None
     for arm in arms:
         values = {k: v for k, v in table.values(arm.name, metric).items()
                   if prompt is None or k.split("|")[1] == prompt}
-        if (m := _mean(values)) is not None:
+        if (m := mean_of(values)) is not None:
             out[arm.steps] = m
     return out
 
 
 def _text_gain(id_curve: dict[int, float], clip_curve: dict[int, float]) -> tuple[float, float] | None:
     """(ID_sim drop, CLIP-T gain) from the identity peak step to the last step; None without both curves."""
-    drift = _drift_figures(id_curve)
+    drift = drift_figures(id_curve)
     if not drift or max(clip_curve, default=None) != max(id_curve) or int(drift["peak_step"]) not in clip_curve:
         return None
     return drift["drop"], clip_curve[max(clip_curve)] - clip_curve[int(drift["peak_step"])]
@@ -47,11 +47,11 @@ def summary_text_identity(result: ClaimResult, table: Table) -> None:
 
     arms = [a for a in result.claim.arms if a.backbone == "dev"]
     # clip_t[<arm>]: every registered metric gets them (idrift.evaluate._run_summary).
-    _per_arm(result, table, ("id_sim",))
+    put_per_arm(result, table, ("id_sim",))
     clip_curve = _prompt_curve(table, arms, "clip_t")
     if len(clip_curve) >= 3:
         steps = sorted(clip_curve)
-        _put(result, "clip_t_step_spearman", value=_spearman(steps, [clip_curve[s] for s in steps]))
+        put_figure(result, "clip_t_step_spearman", value=spearman(steps, [clip_curve[s] for s in steps]))
     pooled = _text_gain(_prompt_curve(table, arms, "id_sim"), clip_curve)
     if pooled:
         result.figures["id_sim_drop"], result.figures["clip_t_gain"] = pooled
@@ -65,5 +65,5 @@ def summary_text_identity(result: ClaimResult, table: Table) -> None:
             drifts.append(found[0])
             gains.append(found[1])
     if len(drifts) >= 3:
-        _put(result, "drift_gain_pearson", value=_pearson(drifts, gains))
-        _put(result, "drift_gain_spearman", value=_spearman(drifts, gains))
+        put_figure(result, "drift_gain_pearson", value=_pearson(drifts, gains))
+        put_figure(result, "drift_gain_spearman", value=spearman(drifts, gains))
