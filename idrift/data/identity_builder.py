@@ -202,7 +202,7 @@ def _created_with(
     from idrift import __version__
 
     return {
-        "tool": "idrift.data.identities.build_identity_set",
+        "tool": "idrift.data.identity_builder.build_identity_set",
         "idrift": __version__,
         "source_dir": str(src_dir),
         "backend": backend.provenance(),
