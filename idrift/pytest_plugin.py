@@ -233,7 +233,7 @@ def benchmark_arm(session, benchmark, arm) -> None:
     reason = session.plan_reason(arm.acceleration)
     if reason is not None:
         pytest.skip(f"{reason}; run on a GPU: pytest benchmarks/test_speed.py --idrift-profile synthetic")
-    if session.timed_spec(arm).key in session.timed:
+    if session.is_timed(arm):
         pytest.skip(SHARED_ARM_SKIP)
     session.time_arm(arm, benchmark)
 

@@ -189,7 +189,7 @@ def time_latency_arms(session, claim: Claim) -> None:
         if reason is not None:
             print(f"latency: not timing {arm.name}: {reason}", file=sys.stderr)
             continue
-        if session.timed_spec(arm).key in session.timed:  # an arm latency and fast_paths share: timed once
+        if session.is_timed(arm):  # an arm latency and fast_paths share: timed once
             print(f"latency: {arm.name} was timed earlier in this run; its rounds serve {claim.id} too",
                   file=sys.stderr)
         else:

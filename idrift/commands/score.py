@@ -77,29 +77,23 @@ def session_for(args, out: Path):
 
 
 def provenance(session, manifest_path: Path) -> dict:
-    """Where the numbers came from: the measuring code and the manifest (no generating model)."""
-    import platform
-
+    """Where the numbers came from: the measuring code and the manifest (no generating model), assembled by
+    idrift.provenance.run_provenance as a run's is."""
     from idrift.data.identities import sha256_file
-    from idrift.provenance import gpu_name, onnxruntime_provenance, package_versions
-
-    prov = {"profile": session.profile, "tier": "full", "gpu": gpu_name(session.device), "device": session.device,
-            "packages": package_versions(), "python": platform.python_version(), "machine": platform.machine(),
-            "aggregation": session.options.aggregation, "weights": {},
-            "acceleration": {"mode": "eager", "lossy": False, "label": "eager", "techniques": [],
-                             "spec_label": "eager"},
-            "face_backend": session.face_backend.provenance(),
-            "scored": {"manifest": str(manifest_path.resolve()), "manifest_sha256": sha256_file(manifest_path)}}
-    if onnxruntime_provenance() is not None:
-        prov["onnxruntime"] = onnxruntime_provenance()
-    if session.lpips_metric is not None:
-        prov["lpips"] = session.lpips_metric.provenance()
     from idrift.metrics import REGISTRY
+    from idrift.provenance import environment_provenance, run_provenance
     from idrift.scoring.claims import SCORE_METRICS
 
-    prov["metrics"] = {name: metric.provenance() for name in REGISTRY if name in SCORE_METRICS
-                       and (metric := session.registered_metric(name)) is not None}  # CLIP-T's model
-    return prov
+    return run_provenance(
+        profile=session.profile, tier="full", aggregation=session.options.aggregation,
+        environment=environment_provenance(session.device), weights={},
+        acceleration=session.acceleration_provenance(),  # the eager path's: no pipeline is built for it
+        face_backend=session.face_backend.provenance(),
+        lpips=None if session.lpips_metric is None else session.lpips_metric.provenance(),
+        metrics={name: metric.provenance() for name in REGISTRY if name in SCORE_METRICS
+                 and (metric := session.registered_metric(name)) is not None},  # CLIP-T's model
+        scored={"manifest": str(manifest_path.resolve()), "manifest_sha256": sha256_file(manifest_path)},
+    )
 
 
 def manifest_file(path: Path) -> Path:

@@ -48,6 +48,10 @@ class TimingMixin:
                         return spec
         raise IdriftError(f"arm {arm.name} is not an arm of a timed claim (latency, fast_paths); time one of theirs")
 
+    def is_timed(self, arm) -> bool:
+        """Whether `arm`'s sample was timed earlier in this session (time_arm would return those values)."""
+        return self.timed_spec(arm).key in self.timed
+
     def latency_rounds(self) -> tuple[int, int]:
         """(warm-up rounds, rounds) of each timed arm: the options', else the device's defaults."""
         from idrift.metrics.latency import default_rounds
